@@ -1,0 +1,1 @@
+"""Document processing: detect and validate, partition (Unstructured), clean, chunk."""

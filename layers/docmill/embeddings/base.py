@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+
+
+class Embedder(ABC):
+    """Turns texts into unit-length vectors. Implementations: local MiniLM, SageMaker endpoint."""
+
+    model_id: str
+    dimension: int
+
+    @abstractmethod
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed passages (in batches); vectors are L2-normalised so dot product = cosine."""
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]

@@ -1,0 +1,91 @@
+"""Typed domain errors.
+
+Every error has a stable ``code`` that workflow Retry/Catch rules and per-file reports match on,
+and a human-readable message. Per-document errors carry a short ``kind`` that becomes the first
+word of the reason shown to users ("encrypted: ...", "corrupt: ...").
+"""
+
+from __future__ import annotations
+
+
+class DocmillError(Exception):
+    """Base of every error docmill raises on purpose."""
+
+    code = "DocmillError"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigurationError(DocmillError):
+    code = "ConfigurationError"
+
+
+class StorageError(DocmillError):
+    code = "StorageError"
+
+
+class EmbeddingError(DocmillError):
+    code = "EmbeddingError"
+
+
+class VectorStoreError(DocmillError):
+    code = "VectorStoreError"
+
+
+class TransientError(DocmillError):
+    """Worth retrying: throttling, timeouts, 5xx. Workflow Retry rules match this code."""
+
+    code = "TransientError"
+
+
+class DocumentError(DocmillError):
+    """A single document could not be processed; the rest of the batch goes on."""
+
+    code = "DocumentError"
+    kind = "error"
+
+    @property
+    def reason(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+class UnsupportedFileType(DocumentError):
+    code = "UnsupportedFileType"
+    kind = "unsupported"
+
+
+class EncryptedDocument(DocumentError):
+    code = "EncryptedDocument"
+    kind = "encrypted"
+
+
+class CorruptDocument(DocumentError):
+    code = "CorruptDocument"
+    kind = "corrupt"
+
+
+class EmptyDocument(DocumentError):
+    code = "EmptyDocument"
+    kind = "empty"
+
+
+class EncodingProblem(DocumentError):
+    code = "EncodingProblem"
+    kind = "encoding"
+
+
+class DocumentTooLarge(DocumentError):
+    code = "DocumentTooLarge"
+    kind = "too large"
+
+
+class OcrUnavailable(DocumentError):
+    code = "OcrUnavailable"
+    kind = "needs OCR"
+
+
+class PartitionFailed(DocumentError):
+    code = "PartitionFailed"
+    kind = "partition failed"

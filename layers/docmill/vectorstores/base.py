@@ -1,0 +1,65 @@
+"""The one vector-index interface used by ingestion, generation and the chat API."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from docmill.models import ChunkRecord
+
+
+class SearchFilter(BaseModel):
+    collection: str | None = None
+    tenant: str | None = None
+    source_uris: list[str] | None = None
+
+
+class SearchHit(BaseModel):
+    chunk_id: str
+    score: float
+    text: str
+    source_uri: str
+    source_version: str | None = None
+    page_numbers: list[int] = Field(default_factory=list)
+    section_title: str | None = None
+    collection: str
+    tenant: str = "default"
+    chunk_index: int | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class UpsertResult(BaseModel):
+    upserted: int = 0
+    errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class VectorStore(ABC):
+    @abstractmethod
+    def ensure_index(self, dimension: int) -> None:
+        """Create the index (or table) if missing; verify the dimension if present."""
+
+    @abstractmethod
+    def upsert(self, chunks: Sequence[ChunkRecord]) -> UpsertResult:
+        """Insert or overwrite by ``chunk_id``: a re-run never duplicates."""
+
+    @abstractmethod
+    def delete_source(self, collection: str, source_uri: str, *, keep_version: str | None = None) -> int:
+        """Delete a source's chunks; with ``keep_version``, only those of other versions."""
+
+    @abstractmethod
+    def delete_collection(self, collection: str) -> int: ...
+
+    @abstractmethod
+    def search(self, vector: Sequence[float], k: int = 5, filters: SearchFilter | None = None) -> list[SearchHit]: ...
+
+    @abstractmethod
+    def count(self, collection: str | None = None, source_uri: str | None = None) -> int: ...
+
+    @abstractmethod
+    def health(self) -> dict[str, Any]: ...
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections or file handles."""
