@@ -1,0 +1,3 @@
+from docmill.cli import main
+
+main()

@@ -1,0 +1,15 @@
+"""The ``docmill`` command line. Each command lives in its own module and registers on ``app``."""
+
+from __future__ import annotations
+
+from docmill.cli.app import app
+
+# Importing a command module registers its command(s) on ``app``.
+from docmill.cli import ingest as _ingest  # noqa: E402,F401
+
+
+def main() -> None:
+    app()
+
+
+__all__ = ["app", "main"]

@@ -1,0 +1,104 @@
+"""Typed settings, validated once at the edge (CLI, handler) and passed down as arguments.
+
+Library functions never read ``os.environ``: they take these models (or their fields).
+Environment variables use the ``DOCMILL_`` prefix and ``__`` for nesting, e.g.
+``DOCMILL_OPENSEARCH__URL=https://...``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ChunkingOptions(BaseModel):
+    strategy: Literal["by_title", "basic"] = "by_title"
+    max_characters: int = Field(1000, ge=50)
+    new_after_n_chars: int | None = Field(800, ge=1, description="soft limit: start a new chunk after this")
+    overlap: int = Field(0, ge=0)
+    overlap_all: bool = False
+    combine_text_under_n_chars: int | None = Field(200, ge=0, description="merge small sections (by_title)")
+    multipage_sections: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ChunkingOptions:
+        if self.new_after_n_chars is not None and self.new_after_n_chars > self.max_characters:
+            self.new_after_n_chars = self.max_characters
+        if self.overlap >= self.max_characters:
+            raise ValueError("overlap must be smaller than max_characters")
+        if self.combine_text_under_n_chars is not None and self.combine_text_under_n_chars > self.max_characters:
+            self.combine_text_under_n_chars = self.max_characters
+        return self
+
+
+class PartitionOptions(BaseModel):
+    pdf_strategy: Literal["auto", "fast", "ocr_only"] = "auto"  # auto: fast, OCR when no text layer
+    ocr_languages: str = "eng"
+    max_file_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    max_pages: int = Field(5000, ge=1)
+    clean_headers_footers: bool = True
+
+
+class IngestOptions(BaseModel):
+    partition: PartitionOptions = Field(default_factory=PartitionOptions)
+    chunking: ChunkingOptions = Field(default_factory=ChunkingOptions)
+    workers: int = Field(0, ge=0, description="parallel partition processes; 0 = one per core")
+    embed_batch_size: int = Field(64, ge=1)
+    force: bool = False  # re-process even unchanged files
+
+
+class OpenSearchSettings(BaseModel):
+    url: str | None = None
+    index: str = "docmill-chunks"
+    auth: Literal["none", "basic", "sigv4"] = "none"
+    username: str | None = None
+    password: str | None = None
+    service: Literal["es", "aoss"] = "es"  # SigV4 service name: managed domain or Serverless
+    region: str | None = None
+    engine: Literal["faiss", "lucene", "nmslib"] = "faiss"
+    space_type: Literal["cosinesimil", "innerproduct", "l2"] = "innerproduct"
+    ef_construction: int = 256
+    m: int = 16
+    ef_search: int = 256
+    verify_certs: bool = True
+    timeout: int = 30
+    bulk_max_bytes: int = 5 * 1024 * 1024
+
+
+class LLMSettings(BaseModel):
+    spec: str = "local"  # local | openai:URL | sagemaker:ENDPOINT
+    model: str | None = None
+    api_key: str | None = None
+    requests_per_minute: int = 600
+    tokens_per_minute: int = 400_000
+    concurrency: int = 4
+    timeout: float = 120.0
+    max_retries: int = 6
+    temperature: float = 0.7
+    max_tokens: int = 512
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DOCMILL_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Path(".docmill")
+    tenant: str = "default"
+    store: Literal["local", "opensearch", "none"] = "local"
+    embedder: str = "minilm"
+    opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    ingest: IngestOptions = Field(default_factory=IngestOptions)
+    aws_region: str | None = None
+
+    @property
+    def vectors_dir(self) -> Path:
+        return self.home / "vectors"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; explicit (CLI) values win over it."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)
