@@ -89,3 +89,23 @@ class OcrUnavailable(DocumentError):
 class PartitionFailed(DocumentError):
     code = "PartitionFailed"
     kind = "partition failed"
+
+
+class LLMError(DocmillError):
+    code = "LLMError"
+
+
+class LLMThrottled(LLMError, TransientError):
+    """The endpoint refused for rate (429 / ThrottlingException). Retried with backoff."""
+
+    code = "LLMThrottled"
+
+
+class LLMTimeout(LLMError, TransientError):
+    code = "LLMTimeout"
+
+
+class BudgetExhausted(DocmillError):
+    """The run's token budget is spent; what is done so far is written out."""
+
+    code = "BudgetExhausted"

@@ -1,0 +1,76 @@
+"""One interface for every LLM docmill talks to: chat messages in, text + token usage out.
+
+Implementations (SageMaker endpoint, OpenAI-compatible URL, local SmolLM2) enforce their own
+timeouts, retries with backoff and jitter, rate limits (requests/min, tokens/min) and bounded
+concurrency, so callers may call ``chat`` from many threads at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class GenerationParams(BaseModel):
+    temperature: float = 0.7
+    max_tokens: int = 512
+    top_p: float = 0.9
+    stop: list[str] | None = None
+    seed: int | None = None
+
+
+class Usage(BaseModel):
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+
+class LLMResponse(BaseModel):
+    text: str
+    usage: Usage = Field(default_factory=Usage)
+    latency_s: float = 0.0
+    model_id: str
+    finish_reason: str | None = None
+
+
+class CallAccounting(BaseModel):
+    """Running totals a client keeps; they end up in the run report."""
+
+    calls: int = 0
+    failures: int = 0
+    retries: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_s_total: float = 0.0
+
+
+class LLMClient(ABC):
+    model_id: str
+
+    def __init__(self) -> None:
+        self.accounting = CallAccounting()
+        self._accounting_lock = threading.Lock()
+
+    @abstractmethod
+    def chat(self, messages: Sequence[ChatMessage], params: GenerationParams | None = None) -> LLMResponse:
+        """Send one conversation, return the assistant's reply. Raises ``LLMError`` subclasses."""
+
+    def _record(self, response: LLMResponse | None, *, retries: int = 0) -> None:
+        with self._accounting_lock:
+            a = self.accounting
+            a.calls += 1
+            a.retries += retries
+            if response is None:
+                a.failures += 1
+                return
+            a.input_tokens += response.usage.input_tokens
+            a.output_tokens += response.usage.output_tokens
+            a.latency_s_total += response.latency_s
