@@ -1,0 +1,35 @@
+"""Text cleaning applied to each element before chunking."""
+
+from __future__ import annotations
+
+from typing import Any
+
+DROPPED_CATEGORIES = {"Header", "Footer", "PageBreak", "PageNumber"}
+PROSE_CATEGORIES = {"NarrativeText", "UncategorizedText", "ListItem"}
+
+
+def clean_elements(elements: list[Any], *, drop_headers_footers: bool = True) -> list[Any]:
+    """Normalise whitespace and quotes, rejoin broken paragraphs, drop page furniture."""
+    from unstructured.cleaners.core import (
+        clean_extra_whitespace,
+        group_broken_paragraphs,
+        replace_unicode_quotes,
+    )
+
+    cleaned = []
+    for element in elements:
+        if drop_headers_footers and element.category in DROPPED_CATEGORIES:
+            continue
+        text = element.text or ""
+        if element.category in PROSE_CATEGORIES and "\n" in text:
+            text = group_broken_paragraphs(text)
+        text = replace_unicode_quotes(text)
+        if element.category != "Table":
+            text = clean_extra_whitespace(text)
+        else:
+            text = text.strip()
+        if not text:
+            continue
+        element.text = text
+        cleaned.append(element)
+    return cleaned

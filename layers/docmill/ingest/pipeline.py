@@ -1,0 +1,377 @@
+"""Run ingestion over many sources: parallel partitioning, batched embedding, atomic outputs.
+
+Layout under the output root (a folder or an S3 prefix):
+
+    collections/<collection>/sources/<source_id>/elements.json
+    collections/<collection>/sources/<source_id>/chunks.jsonl
+    collections/<collection>/sources/<source_id>/source.json   (written last: the commit marker)
+    collections/<collection>/runs/<run_id>.json                (the per-run manifest)
+
+A source whose ``source.json`` matches the file (same version or same sha256) and the same
+settings fingerprint is skipped as unchanged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from docmill import __version__
+from docmill.config import IngestOptions
+from docmill.documents.process import ProcessedDocument, process_file, sha256_file
+from docmill.embeddings.base import Embedder
+from docmill.errors import DocmillError, DocumentError
+from docmill.ingest.sources import SourceRef, discover_sources, source_id_for
+from docmill.models import FileResult, IngestReport
+from docmill.storage import ObjectStore
+from docmill.vectorstores.base import VectorStore
+
+
+class IngestProgress(Protocol):
+    def started(self, total_files: int) -> None: ...
+    def file_started(self, source: str) -> None: ...
+    def file_finished(self, result: FileResult) -> None: ...
+
+
+def _utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _process_worker(
+    path: str, descriptor: Any, collection: str, tenant: str, options: IngestOptions, lenient_pdf: bool
+) -> ProcessedDocument:
+    return process_file(
+        Path(path), descriptor, collection=collection, tenant=tenant, options=options, lenient_pdf=lenient_pdf
+    )
+
+
+@dataclass
+class _Pending:
+    ref: SourceRef
+    started: float
+    future: Future[ProcessedDocument] | None = None
+    cleanup: Any = None
+    result: ProcessedDocument | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class Ingestor:
+    """Ingest sources into ``output`` (and ``vector_store`` when given) for one collection."""
+
+    output: ObjectStore
+    collection: str
+    tenant: str = "default"
+    options: IngestOptions = field(default_factory=IngestOptions)
+    embedder: Embedder | Callable[[], Embedder] | None = None
+    vector_store: VectorStore | None = None
+    progress: IngestProgress | None = None
+    lenient_pdf: bool = False
+    s3_client: Any | None = None
+
+    def __post_init__(self) -> None:
+        self._root = self.output.child(f"collections/{self.collection}")
+        self._embedder: Embedder | None = None if callable(self.embedder) and not isinstance(self.embedder, Embedder) else self.embedder  # type: ignore[assignment]
+        self._index_ready = False
+
+    # -- public API -------------------------------------------------------------------------
+
+    def run(self, inputs: Sequence[str]) -> IngestReport:
+        return self.run_sources(discover_sources(inputs, s3_client=self.s3_client))
+
+    def run_sources(self, sources: Sequence[SourceRef]) -> IngestReport:
+        started = time.perf_counter()
+        report = IngestReport(
+            run_id=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
+            collection=self.collection,
+            tenant=self.tenant,
+            started_at=_utcnow(),
+            docmill_version=__version__,
+            settings=self._settings_summary(),
+        )
+        if self.progress:
+            self.progress.started(len(sources))
+        todo: list[SourceRef] = []
+        for ref in sources:
+            early = self._early_result(ref)
+            if early is not None:
+                self._finish(report, early)
+            else:
+                todo.append(ref)
+        workers = self._worker_count(len(todo))
+        if workers <= 1:
+            for ref in todo:
+                self._finish(report, self._complete(self._run_inline(ref)))
+        else:
+            self._run_parallel(todo, workers, report)
+        report.finished_at = _utcnow()
+        report.totals.seconds = time.perf_counter() - started
+        report.summarise()
+        self._root.write_json(f"runs/{report.run_id}.json", report.model_dump(mode="json"))
+        return report
+
+    def ingest_one(self, ref: SourceRef) -> FileResult:
+        """Process one source in this process (what a Lambda or ECS task does)."""
+        early = self._early_result(ref)
+        return early if early is not None else self._complete(self._run_inline(ref))
+
+    def delete_source(self, source_uri: str) -> int:
+        """Forget a source: its outputs and its chunks in the index. Returns chunks removed."""
+        removed = 0
+        if self.vector_store is not None:
+            removed = self.vector_store.delete_source(self.collection, source_uri)
+        prefix = f"sources/{source_id_for(source_uri)}/"
+        state = self._read_state(source_uri)
+        self._root.delete_prefix(prefix)
+        return removed or (state or {}).get("chunks", 0)
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _settings_summary(self) -> dict[str, Any]:
+        return {
+            "chunking": self.options.chunking.model_dump(),
+            "partition": self.options.partition.model_dump(exclude={"max_file_bytes", "max_pages"}),
+            "embedding_model": self._embedding_model_id(),
+            "lenient_pdf": self.lenient_pdf,
+        }
+
+    def _embedding_model_id(self) -> str | None:
+        if self._embedder is not None:
+            return self._embedder.model_id
+        if self.embedder is None:
+            return None
+        return getattr(self.embedder, "model_id", None) or "sentence-transformers/all-MiniLM-L6-v2"
+
+    def _fingerprint(self) -> str:
+        blob = json.dumps(self._settings_summary(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    def _get_embedder(self) -> Embedder | None:
+        if self._embedder is None and self.embedder is not None:
+            self._embedder = self.embedder() if callable(self.embedder) and not isinstance(self.embedder, Embedder) else self.embedder  # type: ignore[operator,assignment]
+        return self._embedder
+
+    def _worker_count(self, n_files: int) -> int:
+        wanted = self.options.workers or (os.cpu_count() or 1)
+        return max(1, min(wanted, n_files))
+
+    def _state_key(self, source_uri: str) -> str:
+        return f"sources/{source_id_for(source_uri)}/source.json"
+
+    def _read_state(self, source_uri: str) -> dict[str, Any] | None:
+        key = self._state_key(source_uri)
+        try:
+            return self._root.read_json(key) if self._root.exists(key) else None
+        except (DocmillError, ValueError):
+            return None
+
+    def _early_result(self, ref: SourceRef) -> FileResult | None:
+        """A result without processing: input errors, and unchanged files."""
+        if ref.error:
+            return FileResult(source=ref.uri, status="failed", reason=ref.error, error_code="SourceNotFound")
+        if self.options.force:
+            return None
+        state = self._read_state(ref.uri)
+        if not state or state.get("status") != "ok" or state.get("fingerprint") != self._fingerprint():
+            return None
+        same = False
+        if ref.local_path is not None:
+            if state.get("size") == ref.descriptor.size and state.get("mtime") == ref.mtime:
+                same = True
+            elif state.get("size") == ref.descriptor.size:
+                same = state.get("sha256") == sha256_file(ref.local_path)
+        else:
+            same = ref.descriptor.version is not None and state.get("observed_version") == ref.descriptor.version
+        if not same:
+            return None
+        return FileResult(
+            source=ref.uri,
+            status="skipped",
+            reason="unchanged since the last ingest",
+            file_type=state.get("file_type"),
+            pages=state.get("pages"),
+            elements=state.get("elements", 0),
+            chunks=state.get("chunks", 0),
+            sha256=state.get("sha256"),
+            version=state.get("version"),
+            bytes=ref.descriptor.size,
+        )
+
+    def _run_inline(self, ref: SourceRef) -> _Pending:
+        pending = _Pending(ref=ref, started=time.perf_counter())
+        if self.progress:
+            self.progress.file_started(ref.uri)
+        try:
+            with ref.materialise(self.s3_client) as path:
+                pending.result = process_file(
+                    path,
+                    ref.descriptor,
+                    collection=self.collection,
+                    tenant=self.tenant,
+                    options=self.options,
+                    lenient_pdf=self.lenient_pdf,
+                )
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported per file
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            pending.error = exc
+        return pending
+
+    def _run_parallel(self, todo: list[SourceRef], workers: int, report: IngestReport) -> None:
+        # spawn, not fork: the parent may hold torch threads, and forking those deadlocks.
+        ctx = multiprocessing.get_context("spawn")
+        # Largest first, so one big file does not start last and leave the other cores idle.
+        ordered = sorted(todo, key=lambda r: -(r.descriptor.size or 0))
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=25) as pool:
+            pendings: list[_Pending] = []
+            for ref in ordered:
+                pending = _Pending(ref=ref, started=time.perf_counter())
+                try:
+                    cm = ref.materialise(self.s3_client)
+                    path = cm.__enter__()
+                    pending.cleanup = cm
+                    pending.future = pool.submit(
+                        _process_worker,
+                        str(path),
+                        ref.descriptor,
+                        self.collection,
+                        self.tenant,
+                        self.options,
+                        self.lenient_pdf,
+                    )
+                except Exception as exc:  # noqa: BLE001
+                    pending.error = exc
+                pendings.append(pending)
+            # Embed and write each result as it arrives, while the pool keeps partitioning.
+            remaining = list(pendings)
+            while remaining:
+                ready = [p for p in remaining if p.future is None or p.future.done()]
+                if not ready:
+                    time.sleep(0.02)
+                    continue
+                for pending in ready:
+                    remaining.remove(pending)
+                    if pending.future is not None:
+                        try:
+                            pending.result = pending.future.result()
+                        except BaseException as exc:  # noqa: BLE001
+                            pending.error = exc
+                    if pending.cleanup is not None:
+                        pending.cleanup.__exit__(None, None, None)
+                    self._finish(report, self._complete(pending))
+
+    def _complete(self, pending: _Pending) -> FileResult:
+        """Embed, write and index one processed document; any failure becomes a failed result."""
+        ref = pending.ref
+        if pending.error is None and pending.result is not None:
+            try:
+                embed_started = time.perf_counter()
+                result = self._commit(pending.result, ref)
+                # Time spent on this file: its processing plus embedding and writing, not queueing.
+                result.seconds = pending.result.seconds + (time.perf_counter() - embed_started)
+                return result
+            except BaseException as exc:  # noqa: BLE001
+                if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                    raise
+                pending.error = exc
+        exc = pending.error
+        reason, code = _reason(exc)
+        # No partial output may outlive a failed source, and the index must not keep chunks of
+        # a version that is no longer the current one.
+        try:
+            self.delete_source(ref.uri)
+        except Exception:  # noqa: BLE001 - the failure being reported matters more
+            pass
+        return FileResult(
+            source=ref.uri,
+            status="failed",
+            reason=reason,
+            error_code=code,
+            bytes=ref.descriptor.size,
+            seconds=time.perf_counter() - pending.started,
+        )
+
+    def _commit(self, doc: ProcessedDocument, ref: SourceRef) -> FileResult:
+        version = ref.descriptor.version or f"sha256:{doc.sha256[:16]}"
+        chunks = doc.chunks
+        for chunk in chunks:
+            chunk.source_version = version
+        embedder = self._get_embedder()
+        if embedder is not None and chunks:
+            vectors = embedder.embed_documents([c.text for c in chunks])
+            for chunk, vector in zip(chunks, vectors, strict=True):
+                chunk.embedding = vector
+                chunk.embedding_model = embedder.model_id
+        source_dir = f"sources/{source_id_for(ref.uri)}"
+        self._root.write_json(f"{source_dir}/elements.json", doc.elements)
+        self._root.write_jsonl(f"{source_dir}/chunks.jsonl", (c.model_dump(mode="json") for c in chunks))
+        if self.vector_store is not None and chunks:
+            if not self._index_ready:
+                self.vector_store.ensure_index(len(chunks[0].embedding or []) or (embedder.dimension if embedder else 384))
+                self._index_ready = True
+            result = self.vector_store.upsert(chunks)
+            if result.errors:
+                raise DocmillError(f"the index refused {len(result.errors)} chunks: {result.errors[0]}")
+            self.vector_store.delete_source(self.collection, ref.uri, keep_version=version)
+        state = {
+            "status": "ok",
+            "source_uri": ref.uri,
+            "version": version,
+            "observed_version": ref.descriptor.version,
+            "sha256": doc.sha256,
+            "size": ref.descriptor.size,
+            "mtime": ref.mtime,
+            "file_type": doc.file_type,
+            "strategy": doc.strategy,
+            "pages": doc.pages,
+            "elements": len(doc.elements),
+            "chunks": len(chunks),
+            "fingerprint": self._fingerprint(),
+            "ingested_at": _utcnow(),
+            "docmill_version": __version__,
+            "metadata": ref.descriptor.metadata,
+        }
+        self._root.write_json(f"{source_dir}/source.json", state)
+        return FileResult(
+            source=ref.uri,
+            status="ok",
+            file_type=doc.file_type,
+            pages=doc.pages,
+            elements=len(doc.elements),
+            chunks=len(chunks),
+            bytes=ref.descriptor.size,
+            sha256=doc.sha256,
+            version=version,
+            outputs={
+                "elements": self._root.uri(f"{source_dir}/elements.json"),
+                "chunks": self._root.uri(f"{source_dir}/chunks.jsonl"),
+            },
+        )
+
+    def _finish(self, report: IngestReport, result: FileResult) -> None:
+        report.files.append(result)
+        if self.progress:
+            self.progress.file_finished(result)
+
+
+def _reason(exc: BaseException | None) -> tuple[str, str]:
+    if isinstance(exc, DocumentError):
+        return exc.reason, exc.code
+    if isinstance(exc, DocmillError):
+        return exc.message, exc.code
+    if isinstance(exc, MemoryError):
+        return "ran out of memory while processing; lower the size or page limits", "MemoryError"
+    if exc is None:
+        return "unknown failure", "Unknown"
+    # A crashed worker process (e.g. killed for memory) surfaces as BrokenProcessPool.
+    return f"{type(exc).__name__}: {exc}"[:300], type(exc).__name__

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Install everything docmill needs on a fresh Debian/Ubuntu machine (or CI), idempotently:
+# system packages for OCR and document conversion, a virtualenv with pinned dependencies
+# (CPU-only torch via constraints.txt), docmill itself, and the CDK CLI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+VENV=${DOCMILL_VENV:-.venv}
+
+need_apt=()
+command -v tesseract >/dev/null || need_apt+=(tesseract-ocr tesseract-ocr-eng)
+command -v pdftoppm >/dev/null || need_apt+=(poppler-utils)
+command -v pandoc >/dev/null || need_apt+=(pandoc)
+[ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libmagic.so.1 ] || need_apt+=(libmagic1)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing system packages: ${need_apt[*]}"
+    apt-get update -qq >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
+  else
+    echo "warning: missing system packages (${need_apt[*]}); OCR/EPUB/RTF need them" >&2
+  fi
+fi
+
+stamp="$VENV/.docmill-install-stamp"
+want=$(cat requirements/lock.txt requirements/no-deps.txt constraints.txt pyproject.toml package.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  echo "docmill: dependencies already installed ($VENV)"
+  exit 0
+fi
+
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install -q --upgrade pip wheel setuptools
+"$VENV/bin/python" -m pip install -q -c constraints.txt -r requirements/lock.txt
+"$VENV/bin/python" -m pip install -q --no-deps -r requirements/no-deps.txt
+"$VENV/bin/python" -m pip install -q --no-deps -e .
+if [ -f package.json ] && command -v npm >/dev/null; then
+  npm install --no-audit --no-fund --silent >/dev/null 2>&1 || echo "warning: npm install failed; 'npx cdk' will not work" >&2
+fi
+echo "$want" > "$stamp"
+echo "docmill: installed into $VENV"

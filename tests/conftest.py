@@ -1,0 +1,72 @@
+"""Fixtures shared by every test group."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never reach a model hub, and each test process gets one torch thread per core at most.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = Path(os.environ.get("DOCMILL_SHARED", REPO.parent / "shared"))
+CORPUS = SHARED / "corpus"
+DOCS = CORPUS / "docs"
+BAD = CORPUS / "bad"
+EVENTS = Path(__file__).resolve().parent / "events"
+
+
+@pytest.fixture(scope="session")
+def corpus_docs() -> Path:
+    if not DOCS.is_dir():
+        pytest.skip(f"corpus not found at {DOCS} (set DOCMILL_SHARED)")
+    return DOCS
+
+
+@pytest.fixture(scope="session")
+def corpus_bad() -> Path:
+    if not BAD.is_dir():
+        pytest.skip(f"corpus not found at {BAD} (set DOCMILL_SHARED)")
+    return BAD
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    """One loaded MiniLM per test session: loading costs seconds, reuse costs nothing."""
+    from docmill.embeddings.local import LocalEmbedder
+
+    return LocalEmbedder.shared()
+
+
+@pytest.fixture
+def aws_env(monkeypatch):
+    """Credentials and region for moto; no real AWS account is ever reached."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    from docmill import aws
+
+    aws.reset_clients()
+    yield
+    aws.reset_clients()
+
+
+@pytest.fixture
+def s3(aws_env):
+    """A moto-backed S3 client, injected into docmill's client factory."""
+    import boto3
+    from moto import mock_aws
+
+    from docmill import aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        aws.set_client("s3", client)
+        yield client
