@@ -29,12 +29,25 @@ class MongoDBOptions(RecordOptions):
     server_selection_timeout_ms: int = 10_000
 
 
-def _plain(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """BSON types (ObjectId, datetime, Decimal128 ...) as relaxed Extended JSON values."""
-    from bson import json_util
+def _plain(value: Any) -> Any:
+    """BSON values as plain JSON: ObjectId -> hex string, datetime -> ISO 8601 UTC, others via Extended JSON."""
+    from datetime import datetime
 
-    return json_util.loads(json_util.dumps(doc, json_options=json_util.RELAXED_JSON_OPTIONS),
-                           object_hook=lambda d: d)  # keep {"$oid": ...} style, not BSON objects
+    from bson import ObjectId, json_util
+
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, ObjectId):
+        return str(value)
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    import json
+
+    return json.loads(json_util.dumps(value, json_options=json_util.RELAXED_JSON_OPTIONS))
 
 
 class MongoDBConnector(Connector):

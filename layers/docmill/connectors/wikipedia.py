@@ -22,10 +22,12 @@ from pydantic import Field
 from docmill.connectors.base import Connector, ConnectorOptions, SourceDocument, iso_utc, safe_segment
 from docmill.connectors.http import HttpClient
 from docmill.connectors.registry import ConnectorRuntime
-from docmill.errors import ConnectorError, ConnectorRateLimited
+from docmill.errors import ConnectorAuthError, ConnectorError, ConnectorRateLimited
 
 _HEADING = re.compile(r"^(={2,6})\s*(.+?)\s*\1\s*$", re.MULTILINE)
 _RETRY_CODES = {"maxlag", "ratelimited", "readonly"}
+_AUTH_CODES = {"readapidenied", "mwoauth-invalid-authorization", "mwoauth-invalid-authorization-invalid-user",
+               "badtoken", "permissiondenied"}
 BATCH = 50  # the API's limit on titles per query for ordinary clients
 
 
@@ -64,6 +66,8 @@ class WikipediaConnector(Connector):
                     attempts += 1
                     self.http._wait(float(resp.headers.get("Retry-After") or 2**attempts), self.options.api_url, 200)
                     continue
+                if code in _AUTH_CODES:
+                    raise ConnectorAuthError(f"wikipedia: {code}: {body['error'].get('info', '')}")
                 if code in _RETRY_CODES:
                     raise ConnectorRateLimited(f"wikipedia: {code}: {body['error'].get('info', '')}")
                 raise ConnectorError(f"wikipedia: {code}: {body['error'].get('info', '')}")
