@@ -100,3 +100,23 @@ def test_security_exception_is_an_auth_error(tmp_path):
             "reason": "unable to authenticate user [reader] for REST request [/kb-2024/_search]"}, "status": 401})
         report = run_sync(cfg, environ={"ES_USER": "reader", "ES_PASS": "wrong"}, runtime=ConnectorRuntime(sleep=lambda s: None))
     assert report.sources[0].error.startswith("ConnectorAuthError: elasticsearch: authentication failed (401): unable to authenticate")
+
+
+def test_sigv4_signs_requests_for_amazon_opensearch(tmp_path, monkeypatch):
+    # Given AWS credentials in the default chain and a sigv4 source (Amazon OpenSearch Service)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    dest = tmp_path / "dest"
+    cfg = parse_sync_config(f"source: {{type: opensearch, url: '{ES}', index: kb, auth: sigv4, region: eu-west-1}}\n"
+                            f"destination: {{path: '{dest}'}}\n")
+    with responses.RequestsMock() as rsps:
+        rsps.post(f"{ES}/kb/_search", json=_page([], 0))
+        rsps.delete(f"{ES}/_search/scroll", json={"succeeded": True, "num_freed": 1})
+        report = run_sync(cfg, environ={}, runtime=ConnectorRuntime(sleep=lambda s: None))
+        headers = rsps.calls[0].request.headers
+    # Then the search carried a SigV4 signature for service "es" in that region
+    assert report.sources[0].error is None
+    assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/es/aws4_request" in headers["Authorization"] and "X-Amz-Date" in headers
