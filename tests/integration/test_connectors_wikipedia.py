@@ -99,7 +99,7 @@ def test_continued_listing_redirects_missing_pages_and_maxlag(tmp_path):
     # Then the edited page is updated (new revision id as version) and the deleted one removed
     assert {d.key: d.status for d in report.sources[0].documents} == {
         "Retrieval-augmented generation.md": "updated", "Python (programming language).md": "deleted"}
-    assert report.sources[0].documents[0].version == "1250000"
+    assert {d.key: d.version for d in report.sources[0].documents}["Retrieval-augmented generation.md"] == "1250000"
 
 
 def test_unchanged_revisions_fetch_nothing(tmp_path):

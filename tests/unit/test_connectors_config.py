@@ -16,9 +16,9 @@ def test_smallest_config_puts_inline_keys_into_typed_options():
 
 
 def test_aliases_are_canonical_and_names_must_be_unique():
-    cfg = parse_sync_config("destination: {path: /d}\nsources:\n"
-                            "  - {type: opensearch, name: a, url: 'http://h:9200', index: i}\n"
-                            "  - {type: google_drive, name: b, folder_id: F}\n")
+    cfg = parse_sync_config("sources:\n"
+                            "  - {type: opensearch, name: a, url: 'http://h:9200', index: i, destination: {path: /d/a}}\n"
+                            "  - {type: google_drive, name: b, folder_id: F, destination: {path: /d/b}}\n")
     assert [s.type for s in cfg.sources] == ["elasticsearch", "gdrive"]
     with pytest.raises(ConfigurationError, match="source names must be unique"):
         parse_sync_config("destination: {path: /d}\nsources: [{type: local, path: a}, {type: local, path: b}]")
@@ -33,6 +33,8 @@ def test_aliases_are_canonical_and_names_must_be_unique():
         ("source: {type: local, path: /x}", "has no destination"),
         ("source: {type: local, path: /x, name: 'bad name'}\ndestination: {path: /d}", "source name"),
         ("- just a list", "expected a mapping"),
+        ("destination: {path: s3://raw/t}\nsources: [{type: local, path: a, name: a}, {type: local, path: b, name: b}]",
+         "would land in the same destination s3://raw/t"),
         ("source: {type: local, path: [unclosed\n", "not valid YAML"),
     ],
 )

@@ -115,6 +115,7 @@ class SyncConfig(BaseModel):
     sources: list[SourceConfig]
     destination: DestinationConfig | None = None
     state: StateConfig = Field(default_factory=StateConfig)
+    workers: int = Field(4, ge=1, le=64, description="documents fetched and written in parallel per source")
 
     @model_validator(mode="before")
     @classmethod
@@ -142,6 +143,18 @@ class SyncConfig(BaseModel):
         for source in self.sources:
             if source.destination is None and self.destination is None:
                 raise ValueError(f"source {source.name!r} has no destination (set 'destination: {{path: ...}}')")
+        # Two sources landing in one folder could overwrite (and, on deletion, remove) each
+        # other's documents: each needs its own destination path.
+        by_dest: dict[str, list[str]] = {}
+        for source in self.sources:
+            by_dest.setdefault(self.destination_for(source).rstrip("/"), []).append(source.name)
+        shared = {d: names for d, names in by_dest.items() if len(names) > 1}
+        if shared:
+            dest, names = next(iter(shared.items()))
+            raise ValueError(
+                f"sources {', '.join(names)} would land in the same destination {dest}; give each its own "
+                f"'destination: {{path: {dest}/<name>}}'"
+            )
         return self
 
     def destination_for(self, source: SourceConfig) -> str:

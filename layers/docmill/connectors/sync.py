@@ -18,6 +18,8 @@ import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -126,15 +128,52 @@ def landed_metadata(
     )
 
 
+@dataclass
+class _Job:
+    """One document to fetch and (maybe) write, decided by the main thread."""
+
+    doc: SourceDocument
+    key: str
+    prev: StateEntry | None
+    present: bool
+    data_sha: str | None = None
+    written: bool = False
+    error: BaseException | None = None
+
+
+def _transfer(connector: Connector, job: _Job, destination: ObjectStore, source_name: str, synced_at: str) -> _Job:
+    """Worker side: fetch the bytes, and write them unless they are the ones already landed."""
+    try:
+        data = connector.fetch(job.doc)
+        job.data_sha = _sha256(data)
+        if job.prev is not None and job.prev.sha256 == job.data_sha and job.prev.key == job.key and job.present:
+            return job  # same bytes under a new version marker: nothing to move
+        meta = landed_metadata(job.doc, source_type=connector.type, source_name=source_name, sha256=job.data_sha,
+                               synced_at=synced_at)
+        destination.write_bytes(job.key, data, content_type=job.doc.content_type, metadata=meta)
+        job.written = True
+    except BaseException as exc:  # handed back to the main thread, which decides what it means
+        job.error = exc
+    return job
+
+
 def sync_source(
     connector: Connector,
     *,
     source_name: str,
     destination: ObjectStore,
     state_store: ObjectStore,
+    workers: int = 4,
+    checkpoint_every: int = 200,
     clock: Callable[[], float] = time.monotonic,
 ) -> SourceSyncReport:
-    """Sync one source into ``destination``; the state is saved even when the run stops early."""
+    """Sync one source into ``destination``; the state is saved even when the run stops early.
+
+    Listing and bookkeeping run on the calling thread; fetching and writing changed documents
+    run on ``workers`` threads (bounded in flight, so memory stays at a few documents per
+    worker). The state is checkpointed every ``checkpoint_every`` landed documents so a task
+    killed mid-run does not transfer them again.
+    """
     started = clock()
     dest_uri = destination.uri()
     state = load_state(state_store, source_name=source_name, source_type=connector.type, destination=dest_uri)
@@ -146,18 +185,59 @@ def sync_source(
     used: dict[str, str] = {e.key: doc_id for doc_id, e in state.documents.items()}
     seen: set[str] = set()
     listing_complete = False
+    since_checkpoint = 0
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"sync-{source_name}")
+    in_flight: set[Future[_Job]] = set()
+
+    def settle(done: Iterable[Future[_Job]]) -> None:
+        nonlocal since_checkpoint
+        fatal: BaseException | None = None
+        for fut in done:
+            in_flight.discard(fut)
+            job = fut.result()
+            if isinstance(job.error, (ConnectorAuthError, ConnectorRateLimited)):
+                fatal = fatal or job.error  # the whole source is affected: stop, delete nothing
+                continue
+            _commit(job, state, report, destination, existing, source_name)
+            since_checkpoint += job.written
+        if since_checkpoint >= checkpoint_every:
+            save_state(state_store, state)
+            since_checkpoint = 0
+        if fatal is not None:
+            raise fatal
+
     try:
         for doc in connector.list_documents():
             if doc.id in seen:
                 continue  # a source that lists one document twice (paging overlap) moves it once
             seen.add(doc.id)
-            _sync_one(connector, doc, state, report, destination, existing, used, source_name, synced_at)
+            prev = state.documents.get(doc.id)
+            same_key = prev is not None and prev.key.strip("/") == doc.key.strip("/")
+            key = prev.key if same_key and prev is not None else _unique_key(doc, used)
+            present = key in existing
+            if prev is not None and doc.version and prev.version == doc.version and prev.key == key and present:
+                report.record(DocumentOutcome(source=source_name, id=doc.id, key=key, status="unchanged",
+                                              version=doc.version))
+                continue
+            in_flight.add(pool.submit(_transfer, connector, _Job(doc, key, prev, present), destination,
+                                      source_name, synced_at))
+            if len(in_flight) >= 2 * max(1, workers):
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                settle(done)
+        settle(wait(in_flight).done)
         listing_complete = True
-    except (ConnectorAuthError, ConnectorRateLimited, DocmillError) as exc:
+    except DocmillError as exc:
         report.error = f"{exc.code}: {exc.message}"
     except Exception as exc:  # a connector bug or an unexpected library error: still report it
         report.error = f"{type(exc).__name__}: {exc}"
     finally:
+        # Whatever is still running finishes and is recorded (its object may be written).
+        for fut in wait(in_flight).done:
+            job = fut.result()
+            if not isinstance(job.error, (ConnectorAuthError, ConnectorRateLimited)):
+                _commit(job, state, report, destination, existing, source_name)
+        in_flight.clear()
+        pool.shutdown(wait=True)
         if listing_complete:
             in_use = Counter(e.key for e in state.documents.values())
             for doc_id in sorted(set(state.documents) - seen):
@@ -178,56 +258,44 @@ def sync_source(
         state.synced_at = synced_at
         save_state(state_store, state)
         connector.close()
+        report.documents.sort(key=lambda d: (d.key, d.id))  # stable output whatever the thread timing
         report.seconds = round(clock() - started, 3)
     return report
 
 
-def _sync_one(
-    connector: Connector,
-    doc: SourceDocument,
+def _commit(
+    job: _Job,
     state: SyncState,
     report: SourceSyncReport,
     destination: ObjectStore,
     existing: set[str],
-    used: dict[str, str],
     source_name: str,
-    synced_at: str,
 ) -> None:
-    prev = state.documents.get(doc.id)
-    key = prev.key if prev is not None and prev.key.strip("/") == doc.key.strip("/") else _unique_key(doc, used)
-    present = key in existing
-    if prev is not None and doc.version and prev.version == doc.version and prev.key == key and present:
-        report.record(DocumentOutcome(source=source_name, id=doc.id, key=key, status="unchanged", version=doc.version))
-        return
-    try:
-        data = connector.fetch(doc)
-    except (ConnectorAuthError, ConnectorRateLimited):
-        raise  # the whole source is affected: stop listing, delete nothing
-    except Exception as exc:
+    """Main-thread side: record the outcome of one transfer in the state and the report."""
+    doc, key, prev = job.doc, job.key, job.prev
+    if job.error is not None:
+        exc = job.error
         reason = exc.message if isinstance(exc, DocmillError) else f"{type(exc).__name__}: {exc}"
+        if job.data_sha is not None:
+            reason = f"write failed: {reason}"
         report.record(DocumentOutcome(source=source_name, id=doc.id, key=key, status="failed", reason=reason,
                                       version=doc.version))
         return
-    digest = _sha256(data)
-    entry = StateEntry(key=key, version=doc.version, sha256=digest, modified=doc.modified, title=doc.title)
-    if prev is not None and prev.sha256 == digest and prev.key == key and present:
-        state.documents[doc.id] = entry  # same bytes under a new version marker: nothing to move
+    assert job.data_sha is not None
+    state.documents[doc.id] = StateEntry(key=key, version=doc.version, sha256=job.data_sha, modified=doc.modified,
+                                         title=doc.title)
+    if not job.written:
         report.record(DocumentOutcome(source=source_name, id=doc.id, key=key, status="unchanged", version=doc.version))
-        return
-    meta = landed_metadata(doc, source_type=connector.type, source_name=source_name, sha256=digest, synced_at=synced_at)
-    try:
-        destination.write_bytes(key, data, content_type=doc.content_type, metadata=meta)
-    except DocmillError as exc:
-        report.record(DocumentOutcome(source=source_name, id=doc.id, key=key, status="failed",
-                                      reason=f"write failed: {exc.message}", version=doc.version))
         return
     existing.add(key)
     if prev is not None and prev.key != key:
         # Renamed at the source (same id, new path): the old object goes, its chunks with it.
-        destination.delete(prev.key)
+        try:
+            destination.delete(prev.key)
+        except DocmillError:
+            pass  # left behind; the next run does not know it any more, so report nothing more
         existing.discard(prev.key)
-    state.documents[doc.id] = entry
-    status: DocStatus = "updated" if prev is not None and present else "added"
+    status: DocStatus = "updated" if prev is not None and job.present else "added"
     report.record(DocumentOutcome(source=source_name, id=doc.id, key=key, status=status, version=doc.version,
                                   uri=destination.uri(key)))
 
@@ -268,6 +336,7 @@ def run_sync(
             )
             continue
         report.sources.append(
-            sync_source(connector, source_name=source.name, destination=destination, state_store=state_store)
+            sync_source(connector, source_name=source.name, destination=destination, state_store=state_store,
+                        workers=config.workers)
         )
     return report
