@@ -109,3 +109,21 @@ class BudgetExhausted(DocmillError):
     """The run's token budget is spent; what is done so far is written out."""
 
     code = "BudgetExhausted"
+
+
+class ConnectorError(DocmillError):
+    """A source connector could not list or fetch from its service."""
+
+    code = "ConnectorError"
+
+
+class ConnectorAuthError(ConnectorError):
+    """The service refused the credentials (401, or 403 that is not a rate limit)."""
+
+    code = "ConnectorAuthError"
+
+
+class ConnectorRateLimited(ConnectorError, TransientError):
+    """The service kept answering 429 / rate-limit 403 after every retry we allowed."""
+
+    code = "ConnectorRateLimited"
