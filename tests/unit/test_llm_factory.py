@@ -29,8 +29,8 @@ def test_openai_spec_carries_url_key_model_timeout_and_limits():
     assert llm.url == "http://127.0.0.1:8000/v1/chat/completions"
     assert (llm.api_key, llm.model, llm.timeout[1]) == ("k", "llama3", 7.0)
     assert llm.guard.concurrency == 3 and llm.guard.retry.max_retries == 2
-    assert llm.guard.limiter.requests.rate_per_s == pytest.approx(1.5)
-    assert llm.guard.limiter.tokens.rate_per_s == pytest.approx(150)
+    assert llm.guard.limiter.requests.rate_per_s == pytest.approx(1.5 * 0.98)
+    assert llm.guard.limiter.tokens.rate_per_s == pytest.approx(150 * 0.98)
 
 
 def test_sagemaker_spec_with_options():

@@ -269,3 +269,12 @@ def test_concurrency_is_bounded_by_the_semaphore():
 
     assert peak == 3
     assert llm.accounting.calls == 12
+
+
+def test_headroom_runs_the_buckets_below_the_configured_rate():
+    clock = FakeClock()
+    limiter = RateLimiter(60, headroom=0.5, clock=clock, sleep=clock.sleep)
+
+    admitted = [limiter.acquire().admitted_at for _ in range(3)]
+
+    assert admitted == pytest.approx([0.0, 2.0, 4.0])

@@ -15,8 +15,10 @@ Clock, sleep and the random source are injectable so tests are deterministic.
 
 Guarantee of the request bucket: with ``request_burst`` = b, at most ``b + rate * W``
 requests start in any window of W seconds. The default b = 1 spaces requests evenly
-(``60 / requests_per_minute`` apart), so no sliding window (a minute, or a scaled one) ever
-sees more than the configured rate.
+(``60 / requests_per_minute`` apart), so no sliding window (a minute, or a scaled one) sees
+more than the configured rate; ``CallGuard.from_settings`` also keeps a small headroom
+(``DEFAULT_HEADROOM``) so that jitter between us and the endpoint's clock cannot push a
+window over the limit as the endpoint measures it.
 """
 
 from __future__ import annotations
@@ -82,8 +84,17 @@ class Reservation:
     waited_s: float
 
 
+#: Fraction of a configured rate the production limiter leaves unused. The endpoint measures
+#: our rate with its own clock, after network and scheduling jitter; aiming at exactly 100%
+#: of a quota gets the odd request throttled, 2% below absorbs ~1% of a window in jitter.
+DEFAULT_HEADROOM = 0.02
+
+
 class RateLimiter:
-    """Thread-safe requests/minute + tokens/minute limiter (two token buckets)."""
+    """Thread-safe requests/minute + tokens/minute limiter (two token buckets).
+
+    ``headroom`` runs both buckets that fraction below the configured rates.
+    """
 
     def __init__(
         self,
@@ -92,21 +103,25 @@ class RateLimiter:
         *,
         request_burst: float = 1,
         token_burst: float | None = None,
+        headroom: float = 0.0,
         clock: Clock = time.monotonic,
         sleep: Sleep = time.sleep,
     ) -> None:
+        if not 0.0 <= headroom < 1.0:
+            raise ValueError("headroom must be in [0, 1)")
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         now = clock()
+        scale = (1.0 - headroom) / 60.0
         self.requests = (
-            TokenBucket(requests_per_minute / 60.0, max(1.0, request_burst), now) if requests_per_minute else None
+            TokenBucket(requests_per_minute * scale, max(1.0, request_burst), now) if requests_per_minute else None
         )
         if tokens_per_minute:
             # Five seconds' worth of tokens by default: smooth, yet roomy enough that ordinary
             # calls never have to borrow.
             burst = token_burst if token_burst is not None else max(1.0, tokens_per_minute / 12.0)
-            self.tokens: TokenBucket | None = TokenBucket(tokens_per_minute / 60.0, burst, now)
+            self.tokens: TokenBucket | None = TokenBucket(tokens_per_minute * scale, burst, now)
         else:
             self.tokens = None
 
@@ -196,6 +211,7 @@ class CallGuard:
         limiter = RateLimiter(
             settings.requests_per_minute or None,
             settings.tokens_per_minute or None,
+            headroom=DEFAULT_HEADROOM,
             clock=clock,
             sleep=sleep,
         )
