@@ -78,3 +78,24 @@ def test_sampling_with_a_seed_is_reproducible(local_llm):
     params = GenerationParams(temperature=0.9, top_p=0.9, max_tokens=8, seed=42)
 
     assert local_llm.chat(messages, params).text == local_llm.chat(messages, params).text
+
+
+def test_a_converted_model_cache_loads_fast_and_generates_the_same(local_llm, tmp_path):
+    # Given the session's model saved once into a cache folder (what the first load with
+    # cache_dir does after de-quantising)
+    from docmill.llm.local import _load_model, _save_converted
+
+    gguf = smollm2_gguf_path()
+    loaded = local_llm.loaded()
+    _save_converted(loaded.model, loaded.tokenizer, tmp_path / (gguf.stem + "-transformers"))
+
+    # When a client loads with that cache_dir
+    cached = _load_model(gguf, tmp_path)
+
+    # Then it is the same model: same greedy answer, and the GGUF quantizer mark survived on the original
+    assert loaded.model.hf_quantizer is not None
+    messages = [ChatMessage(role="user", content="What is the capital of France?")]
+    params = GenerationParams(temperature=0.0, max_tokens=10)
+    other = LocalLLM()
+    other._load = lambda *a, **k: cached  # type: ignore[method-assign]
+    assert other.chat(messages, params).text == local_llm.chat(messages, params).text

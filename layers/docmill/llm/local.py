@@ -162,11 +162,36 @@ def _load_model(gguf_path: Path, cache_dir: Path | None) -> _Loaded:
             model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
                                                          local_files_only=True)
             if converted is not None:
-                tmp = converted.with_name(converted.name + ".partial")
-                model.save_pretrained(tmp)
-                tokenizer.save_pretrained(tmp)
-                tmp.replace(converted)
+                _save_converted(model, tokenizer, converted)
     except OSError as error:
         raise ConfigurationError(f"could not load the local model from {gguf_path}: {error}") from error
     model.eval()
     return _Loaded(model, tokenizer)
+
+
+def _save_converted(model: Any, tokenizer: Any, target: Path) -> None:
+    """Save the de-quantised float32 model as plain safetensors (~0.5 GB for SmolLM2-135M).
+
+    transformers marks a GGUF-loaded model with a GGUF "quantizer" that refuses to serialise;
+    the weights are already plain float32 tensors, so detach it for the save and restore it.
+    """
+    import shutil
+
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    quantizer = getattr(model, "hf_quantizer", None)
+    quantization_config = getattr(model.config, "quantization_config", None)
+    try:
+        model.hf_quantizer = None
+        if quantization_config is not None:
+            del model.config.quantization_config
+        model.save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+    finally:
+        model.hf_quantizer = quantizer
+        if quantization_config is not None:
+            model.config.quantization_config = quantization_config
+    try:
+        partial.replace(target)
+    except OSError:  # another process won the race: its copy is as good as ours
+        shutil.rmtree(partial, ignore_errors=True)
