@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="rate-limited pass of ~20 s checked on scaled windows instead of > 1 minute")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    if args.records < args.concurrency:
+        parser.error("--records must be at least --concurrency (fewer records cannot fill the slots)")
 
     with FakeOpenAIServer(latency_s=args.latency_ms / 1000.0) as server:
         baseline = run_pass(server.url, records=args.records, concurrency=1, rpm=args.rpm, tpm=args.tpm)
