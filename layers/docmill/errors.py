@@ -100,9 +100,26 @@ class LLMThrottled(LLMError, TransientError):
 
     code = "LLMThrottled"
 
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        #: seconds the server asked us to wait (HTTP Retry-After), honoured by the retry helper
+        self.retry_after = retry_after
+
 
 class LLMTimeout(LLMError, TransientError):
     code = "LLMTimeout"
+
+
+class LLMUnavailable(LLMError, TransientError):
+    """A transient server-side failure: HTTP 5xx, connection refused/reset, model not ready."""
+
+    code = "LLMUnavailable"
+
+
+class LLMResponseError(LLMError):
+    """The endpoint answered, but not in a shape docmill understands (not retried)."""
+
+    code = "LLMResponseError"
 
 
 class BudgetExhausted(DocmillError):

@@ -1,3 +1,16 @@
-from docmill.llm.base import ChatMessage, GenerationParams, LLMClient, LLMResponse, Usage
+from docmill.llm.base import CallAccounting, ChatMessage, GenerationParams, LLMClient, LLMResponse, Usage
+from docmill.llm.factory import make_llm
+from docmill.llm.ratelimit import CallGuard, RateLimiter, RetryPolicy
 
-__all__ = ["ChatMessage", "GenerationParams", "LLMClient", "LLMResponse", "Usage"]
+__all__ = [
+    "CallAccounting",
+    "CallGuard",
+    "ChatMessage",
+    "GenerationParams",
+    "LLMClient",
+    "LLMResponse",
+    "RateLimiter",
+    "RetryPolicy",
+    "Usage",
+    "make_llm",
+]

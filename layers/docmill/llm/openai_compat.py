@@ -1,0 +1,147 @@
+"""Any OpenAI-compatible ``/v1/chat/completions`` server: vLLM, Ollama, llama.cpp server, TGI,
+LM Studio, or OpenAI itself.
+
+``base_url`` may be the server root (``http://host:8000``), the API root (``.../v1``) or the
+full ``.../v1/chat/completions`` URL. Without a model name the client asks ``GET /v1/models``
+once and uses the first model served (vLLM and llama.cpp serve exactly one).
+
+Status mapping: 429 -> ``LLMThrottled`` carrying ``Retry-After`` (seconds or an HTTP date),
+which the guard honours; 408/504 and client-side timeouts -> ``LLMTimeout``; other 5xx and
+connection errors -> ``LLMUnavailable``; other 4xx -> ``LLMError`` (not retried).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import threading
+import time
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from docmill.errors import LLMError, LLMResponseError, LLMThrottled, LLMTimeout, LLMUnavailable
+from docmill.llm.base import ChatMessage, GenerationParams, LLMResponse
+from docmill.llm.guarded import GuardedLLM
+from docmill.llm.ratelimit import CallGuard
+from docmill.llm.payloads import parse_chat_completion
+
+
+def chat_completions_url(base_url: str) -> str:
+    url = base_url.rstrip("/")
+    if url.endswith("/chat/completions"):
+        return url
+    if url.endswith("/v1"):
+        return url + "/chat/completions"
+    return url + "/v1/chat/completions"
+
+
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """``Retry-After`` is either delay-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+
+
+class OpenAICompatLLM(GuardedLLM):
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        model: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 120.0,
+        connect_timeout: float = 10.0,
+        guard: CallGuard | None = None,
+        default_params: GenerationParams | None = None,
+        extra_body: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(model_id=f"openai:{model or base_url}", guard=guard, default_params=default_params)
+        self.url = chat_completions_url(base_url)
+        self.model = model
+        self.api_key = api_key
+        self.timeout = (min(connect_timeout, timeout), timeout)
+        self.extra_body = dict(extra_body or {})
+        self._local = threading.local()
+        self._model_lock = threading.Lock()
+
+    def _session(self) -> requests.Session:
+        # One session (connection pool) per thread: requests.Session is not documented thread-safe.
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(pool_maxsize=4, max_retries=0))
+            session.mount("https://", HTTPAdapter(pool_maxsize=4, max_retries=0))
+            session.headers["Content-Type"] = "application/json"
+            if self.api_key:
+                session.headers["Authorization"] = f"Bearer {self.api_key}"
+            self._local.session = session
+        return session
+
+    def _resolve_model(self) -> str:
+        with self._model_lock:
+            if self.model:
+                return self.model
+            models_url = self.url[: -len("/chat/completions")] + "/models"
+            try:
+                reply = self._session().get(models_url, timeout=self.timeout)
+                reply.raise_for_status()
+                self.model = str(reply.json()["data"][0]["id"])
+            except (requests.RequestException, KeyError, IndexError, TypeError, ValueError):
+                # Servers that serve one model (llama.cpp) accept any name.
+                self.model = "default"
+            self.model_id = f"openai:{self.model}"
+            return self.model
+
+    def build_body(self, messages: list[ChatMessage], params: GenerationParams) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self._resolve_model(),
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "max_tokens": params.max_tokens,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "stream": False,
+        }
+        if params.stop:
+            body["stop"] = list(params.stop)
+        if params.seed is not None:
+            body["seed"] = params.seed
+        body.update(self.extra_body)
+        return body
+
+    def _complete(self, messages: list[ChatMessage], params: GenerationParams) -> LLMResponse:
+        body = self.build_body(messages, params)
+        try:
+            reply = self._session().post(self.url, json=body, timeout=self.timeout)
+        except requests.Timeout as error:
+            raise LLMTimeout(f"{self.url} timed out after {self.timeout[1]}s") from error
+        except requests.ConnectionError as error:
+            raise LLMUnavailable(f"{self.url} unreachable: {error}") from error
+        status = reply.status_code
+        if status == 429:
+            raise LLMThrottled(f"{self.url} answered 429: {_snippet(reply)}",
+                               retry_after=parse_retry_after(reply.headers.get("Retry-After")))
+        if status in (408, 504):
+            raise LLMTimeout(f"{self.url} answered {status}: {_snippet(reply)}")
+        if status >= 500:
+            raise LLMUnavailable(f"{self.url} answered {status}: {_snippet(reply)}")
+        if status >= 400:
+            raise LLMError(f"{self.url} answered {status}: {_snippet(reply)}")
+        try:
+            payload = reply.json()
+        except ValueError as error:
+            raise LLMResponseError(f"{self.url} returned non-JSON: {_snippet(reply)}") from error
+        return parse_chat_completion(payload, model_id=self.model_id, prompt_messages=messages)
+
+
+def _snippet(reply: requests.Response) -> str:
+    return reply.text[:300].replace("\n", " ")
