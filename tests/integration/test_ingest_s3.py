@@ -45,7 +45,7 @@ def test_s3_prefix_ingests_into_s3_output_with_versions_and_metadata(s3, corpus_
     version = s3.head_object(Bucket="raw", Key="acme/docs/notes.txt")["VersionId"]
     assert first["source_uri"] == "s3://raw/acme/docs/notes.txt"
     assert first["source_version"] == version == notes.version
-    assert first["metadata"]["docmill-source-type"] == "github"
+    assert first["metadata"] == {"source_type": "github", "title": "Notes"}
     assert any(k.startswith(f"out/collections/acme/runs/{report.run_id}") for k in keys)
 
 

@@ -20,7 +20,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -229,46 +229,52 @@ class Ingestor:
 
     def _run_parallel(self, todo: list[SourceRef], workers: int, report: IngestReport) -> None:
         # spawn, not fork: the parent may hold torch threads, and forking those deadlocks.
+        # (No max_tasks_per_child: on Python 3.11 recycling workers can hang the pool.)
         ctx = multiprocessing.get_context("spawn")
         # Largest first, so one big file does not start last and leave the other cores idle.
-        ordered = sorted(todo, key=lambda r: -(r.descriptor.size or 0))
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, max_tasks_per_child=25) as pool:
-            pendings: list[_Pending] = []
-            for ref in ordered:
-                pending = _Pending(ref=ref, started=time.perf_counter())
-                try:
-                    cm = ref.materialise(self.s3_client)
-                    path = cm.__enter__()
-                    pending.cleanup = cm
-                    pending.future = pool.submit(
-                        _process_worker,
-                        str(path),
-                        ref.descriptor,
-                        self.collection,
-                        self.tenant,
-                        self.options,
-                        self.lenient_pdf,
-                    )
-                except Exception as exc:  # noqa: BLE001
-                    pending.error = exc
-                pendings.append(pending)
-            # Embed and write each result as it arrives, while the pool keeps partitioning.
-            remaining = list(pendings)
-            while remaining:
-                ready = [p for p in remaining if p.future is None or p.future.done()]
-                if not ready:
-                    time.sleep(0.02)
+        queue = sorted(todo, key=lambda r: -(r.descriptor.size or 0))
+        in_flight: dict[Future[ProcessedDocument], _Pending] = {}
+        # Bounded look-ahead: S3 sources are downloaded only shortly before a worker needs them.
+        max_in_flight = workers * 2
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            while queue or in_flight:
+                while queue and len(in_flight) < max_in_flight:
+                    pending = self._submit(pool, queue.pop(0))
+                    if pending.future is None:
+                        self._finish(report, self._complete(pending))
+                    else:
+                        in_flight[pending.future] = pending
+                if not in_flight:
                     continue
-                for pending in ready:
-                    remaining.remove(pending)
-                    if pending.future is not None:
-                        try:
-                            pending.result = pending.future.result()
-                        except BaseException as exc:  # noqa: BLE001
-                            pending.error = exc
+                # Embed and write each result as it arrives, while the pool keeps partitioning.
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for future in done:
+                    pending = in_flight.pop(future)
+                    try:
+                        pending.result = future.result()
+                    except BaseException as exc:  # noqa: BLE001 - reported per file
+                        pending.error = exc
                     if pending.cleanup is not None:
                         pending.cleanup.__exit__(None, None, None)
                     self._finish(report, self._complete(pending))
+
+    def _submit(self, pool: ProcessPoolExecutor, ref: SourceRef) -> _Pending:
+        pending = _Pending(ref=ref, started=time.perf_counter())
+        if self.progress:
+            self.progress.file_started(ref.uri)
+        try:
+            cm = ref.materialise(self.s3_client)
+            path = cm.__enter__()
+            pending.cleanup = cm
+            pending.future = pool.submit(
+                _process_worker, str(path), ref.descriptor, self.collection, self.tenant, self.options, self.lenient_pdf
+            )
+        except Exception as exc:  # noqa: BLE001 - e.g. the S3 object vanished; reported per file
+            pending.error = exc
+            if pending.cleanup is not None:
+                pending.cleanup.__exit__(None, None, None)
+                pending.cleanup = None
+        return pending
 
     def _complete(self, pending: _Pending) -> FileResult:
         """Embed, write and index one processed document; any failure becomes a failed result."""

@@ -11,6 +11,7 @@ from hashlib import sha1
 from pathlib import Path
 from typing import Any
 
+from docmill.connectors.metadata import read_source_metadata
 from docmill.documents.process import SourceDescriptor
 from docmill.storage import LocalStore, ObjectInfo, S3Store, is_s3_uri, parse_s3_uri
 
@@ -67,7 +68,7 @@ def _from_local(info: ObjectInfo) -> SourceRef:
     path = Path(info.uri)
     return SourceRef(
         descriptor=SourceDescriptor(
-            uri=path.as_uri(), name=path.name, version=None, size=info.size, metadata=info.metadata or {}
+            uri=path.as_uri(), name=path.name, version=None, size=info.size, metadata=read_source_metadata(info)
         ),
         local_path=path,
         mtime=info.last_modified,
@@ -85,7 +86,7 @@ def _from_s3(bucket: str, info: ObjectInfo, metadata: dict[str, str] | None = No
             name=key.rsplit("/", 1)[-1],
             version=version,
             size=info.size,
-            metadata=metadata if metadata is not None else (info.metadata or {}),
+            metadata=read_source_metadata({"Metadata": metadata if metadata is not None else (info.metadata or {})}),
         ),
         bucket=bucket,
         key=key,
