@@ -75,7 +75,7 @@ def _from_local(info: ObjectInfo) -> SourceRef:
     )
 
 
-def _from_s3(bucket: str, info: ObjectInfo, metadata: dict[str, str] | None = None) -> SourceRef:
+def _from_s3(bucket: str, info: ObjectInfo) -> SourceRef:
     key = info.uri.split(f"s3://{bucket}/", 1)[1]
     version = info.version_id if info.version_id and info.version_id != "null" else None
     if version is None and info.etag:
@@ -86,7 +86,7 @@ def _from_s3(bucket: str, info: ObjectInfo, metadata: dict[str, str] | None = No
             name=key.rsplit("/", 1)[-1],
             version=version,
             size=info.size,
-            metadata=read_source_metadata({"Metadata": metadata if metadata is not None else (info.metadata or {})}),
+            metadata=read_source_metadata(info),
         ),
         bucket=bucket,
         key=key,
@@ -133,9 +133,10 @@ def discover_sources(inputs: Sequence[str], *, s3_client: Any | None = None) -> 
             if not infos:
                 found[raw] = _error_ref(raw, "not found: no object or prefix with that name")
             for info in infos:
-                # Listing omits user metadata; a HEAD per object brings connector metadata along.
-                meta = info.metadata if info.metadata is not None else (store.head(info.key) or info).metadata
-                ref = _from_s3(bucket, info, meta or {})
+                # Listing omits the version id and user metadata; a HEAD per object brings both.
+                if info.metadata is None or info.version_id is None:
+                    info = store.head(info.key) or info
+                ref = _from_s3(bucket, info)
                 found[ref.uri] = ref
             continue
         path = Path(raw).expanduser()

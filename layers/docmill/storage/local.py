@@ -83,6 +83,14 @@ class LocalStore(ObjectStore):
         path = self._path(key)
         path.unlink(missing_ok=True)
         self._meta_path(path).unlink(missing_ok=True)
+        # Like S3, a "folder" exists only while something is in it.
+        parent = path.parent
+        while parent != self.root and self.root in parent.parents:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
 
     def child(self, prefix: str) -> LocalStore:
         return LocalStore(self._path(prefix))
