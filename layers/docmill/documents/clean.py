@@ -6,6 +6,9 @@ from typing import Any
 
 DROPPED_CATEGORIES = {"Header", "Footer", "PageBreak", "PageNumber"}
 PROSE_CATEGORIES = {"NarrativeText", "UncategorizedText", "ListItem"}
+# Unstructured's replace_unicode_quotes fixes mis-decoded quotes (mojibake); typographic quotes
+# themselves are mapped here so that the same sentence always embeds and dedups the same way.
+_QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u00a0": " "})
 
 
 def clean_elements(elements: list[Any], *, drop_headers_footers: bool = True) -> list[Any]:
@@ -23,7 +26,7 @@ def clean_elements(elements: list[Any], *, drop_headers_footers: bool = True) ->
         text = element.text or ""
         if element.category in PROSE_CATEGORIES and "\n" in text:
             text = group_broken_paragraphs(text)
-        text = replace_unicode_quotes(text)
+        text = replace_unicode_quotes(text).translate(_QUOTES)
         if element.category != "Table":
             text = clean_extra_whitespace(text)
         else:
