@@ -12,6 +12,7 @@ Object events go S3 -> SQS directly (not EventBridge) because:
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
@@ -100,6 +101,20 @@ class Storage(Construct):
         self.raw.add_event_notification(s3.EventType.OBJECT_CREATED, target)
         self.raw.add_event_notification(s3.EventType.OBJECT_REMOVED, target)
 
+    def grant_read(self, grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str = "") -> None:
+        grant_objects(grantee, bucket, self.key, read=True, prefix=prefix)
+
+    def grant_read_write(self, grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str = "") -> None:
+        grant_objects(grantee, bucket, self.key, read=True, write=True, prefix=prefix)
+
+    def grant_delete(self, grantee: iam.IGrantable, bucket: s3.IBucket, prefix: str = "") -> None:
+        grant_objects(grantee, bucket, self.key, read=True, delete=True, prefix=prefix)
+
+    def grant_key(self, grantee: iam.IGrantable) -> None:
+        """Encrypt/decrypt with the data key (e.g. a state machine reading/writing S3 through ItemReader)."""
+        if self.key is not None:
+            grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(actions=KMS_WRITE, resources=[self.key.key_arn]))
+
     def _bucket(
         self, id: str, config: StorageConfig, removal: RemovalPolicy, auto_delete: bool, *,
         versioned: bool, lifecycle: list[s3.LifecycleRule],
@@ -120,3 +135,38 @@ class Storage(Construct):
             removal_policy=removal,
             auto_delete_objects=auto_delete,
         )
+
+
+# -- grants ---------------------------------------------------------------------------------------
+# Explicit actions (no `s3:GetObject*`-style wildcards, which CDK's bucket.grant_* helpers use):
+# each grant names exactly the API calls docmill makes, on one bucket (and prefix) and its key.
+READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes", "s3:GetObjectTagging"]
+LIST_ACTIONS = ["s3:ListBucket", "s3:ListBucketVersions"]
+WRITE_ACTIONS = ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+DELETE_ACTIONS = ["s3:DeleteObject", "s3:DeleteObjectVersion"]
+KMS_READ = ["kms:Decrypt", "kms:DescribeKey"]
+KMS_WRITE = ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"]
+
+
+def grant_objects(
+    grantee: iam.IGrantable, bucket: s3.IBucket, key: kms.IKey | None, *, read: bool = False, write: bool = False,
+    delete: bool = False, prefix: str = "",
+) -> None:
+    """Least-privilege object access to ``bucket`` (optionally under ``prefix``), plus its KMS key."""
+    actions: list[str] = []
+    if read:
+        actions += READ_ACTIONS
+    if write:
+        actions += WRITE_ACTIONS
+    if delete:
+        actions += DELETE_ACTIONS
+    principal = grantee.grant_principal
+    principal.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    listing = iam.PolicyStatement(actions=LIST_ACTIONS, resources=[bucket.bucket_arn])
+    if prefix:
+        listing.add_condition("StringLike", {"s3:prefix": [f"{prefix}*"]})
+    principal.add_to_principal_policy(listing)
+    if key is not None:
+        principal.add_to_principal_policy(iam.PolicyStatement(
+            actions=KMS_WRITE if (write or delete) else KMS_READ, resources=[key.key_arn],
+        ))

@@ -23,6 +23,10 @@ class DocmillStack(Stack):
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs) -> None:
         super().__init__(scope, id, description=f"docmill document pipeline ({config.stage})", **kwargs)
+        # Behaviour the constructs rely on, whether or not the caller passed cdk.json's context.
+        for flag in ("@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2",
+                     "@aws-cdk/aws-stepfunctions-tasks:ecsReduceRunTaskPermissions"):
+            self.node.set_context(flag, True)
         self.config = config
         removal = RemovalPolicy.RETAIN if config.storage.retain_buckets else RemovalPolicy.DESTROY
         log_removal = RemovalPolicy.DESTROY
@@ -62,28 +66,27 @@ class DocmillStack(Stack):
         # -- cross-capability grants (least privilege, scoped to the resources) ------------------
         ing, gen, vs = self.ingestion, self.generation, self.vector_store
         # route: size/type from the object, and on ObjectRemoved the source's outputs and chunks go.
-        storage.raw.grant_read(ing.route)
-        storage.processed.grant_read(ing.route)
-        storage.processed.grant_delete(ing.route)
+        storage.grant_read(ing.route, storage.raw)
+        storage.grant_delete(ing.route, storage.processed)
         vs.grant_read_write(ing.route)
         # process (Lambda and ECS task): read the document, write elements/chunks, index them.
         for worker in ing.workers:
-            storage.raw.grant_read(worker)
-            storage.processed.grant_read_write(worker)
+            storage.grant_read(worker, storage.raw)
+            storage.grant_read_write(worker, storage.processed)
+            storage.grant_delete(worker, storage.processed)  # a new version replaces the old outputs
             vs.grant_read_write(worker)
         # generation: chunks from processed, manifests/shards under _work/, datasets at the top.
-        storage.processed.grant_read(gen.plan)
-        storage.datasets.grant_read_write(gen.plan, f"{WORK_PREFIX}*")
-        storage.processed.grant_read(gen.generate_batch)
-        storage.datasets.grant_read_write(gen.generate_batch, f"{WORK_PREFIX}*")
+        storage.grant_read(gen.plan, storage.processed)
+        storage.grant_read_write(gen.plan, storage.datasets, WORK_PREFIX)
+        storage.grant_read(gen.generate_batch, storage.processed)
+        storage.grant_read_write(gen.generate_batch, storage.datasets, WORK_PREFIX)
         vs.grant_read_write(gen.generate_batch)
         self.llm.grant_invoke(gen.generate_batch)
-        storage.processed.grant_read(gen.assemble)
-        storage.datasets.grant_read_write(gen.assemble)
+        storage.grant_read(gen.assemble, storage.processed)
+        storage.grant_read_write(gen.assemble, storage.datasets)
+        # The Distributed Map reads the manifest and writes its results in the encrypted bucket.
+        storage.grant_key(gen.state_machine)
         vs.finalize()
-        if storage.key is not None:
-            # The Distributed Map reads the manifest and writes results in the KMS-encrypted bucket.
-            storage.key.grant_encrypt_decrypt(gen.state_machine)
 
         self.monitoring = None
         if config.monitoring.enabled:
