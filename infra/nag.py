@@ -36,6 +36,10 @@ S3_OBJECT_ACTIONS = re.compile(r"^s3:(GetObject|GetObjectVersion|GetObjectAttrib
                                r"DeleteObjectVersion)$")
 ES_HTTP = re.compile(r"^es:ESHttp(Get|Head|Post|Put|Delete|Patch)$")
 
+# Region/account render as pseudo-parameters in environment-agnostic stacks, literally otherwise.
+_R = r"(<AWS::Region>|[a-z]{2}(-[a-z]+)+-\d)"
+_A = r"(<AWS::AccountId>|\d{12})"
+
 RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
     # (rendered resource, allowed actions (all must match), reason)
     (re.compile(r"^<Storage(Raw|Processed|Datasets)[0-9A-F]{8}\.Arn>/(_work/)?\*$"), S3_OBJECT_ACTIONS,
@@ -48,12 +52,14 @@ RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
      "Versions and aliases of one function: Step Functions and async invocations may target qualified ARNs."),
     (re.compile(r"^<VectorStoreDomain[0-9A-F]{8}\.Arn>/[a-z0-9-]+/\*$"), ES_HTTP,
      "Documents and _search/_bulk paths of the one docmill index on the domain."),
-    (re.compile(r"^arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:.*GenerationStateMachine.*$"),
+    (re.compile(rf"^arn:<AWS::Partition>:states:{_R}:{_A}:execution:.*GenerationStateMachine.*$"),
      re.compile(r"^states:(DescribeExecution|StopExecution|RedriveExecution)$"),
      "Child executions of this state machine's Distributed Map; their names are generated at run time."),
     (re.compile(r"^arn:.*IngestionProcessTask[0-9A-F]{8}.*:\*$"), re.compile(r"^ecs:RunTask$"),
      "Revisions of the one processing task definition (runTask resolves the family to its latest revision)."),
-    (re.compile(r"^arn:<AWS::Partition>:logs:<AWS::Region>:<AWS::AccountId>:log-group:/aws/sagemaker/Endpoints/\*$"),
+    (re.compile(r"^arn:<AWS::Partition>:s3:::[a-z0-9.-]+/[^*]*\*$"), re.compile(r"^s3:GetObject$"),
+     "Model weights under the configured s3://bucket/prefix/ (llm.model_s3_uri), read by the endpoint role."),
+    (re.compile(rf"^arn:<AWS::Partition>:logs:{_R}:{_A}:log-group:/aws/sagemaker/Endpoints/\*$"),
      re.compile(r"^logs:(CreateLogGroup|CreateLogStream|PutLogEvents|DescribeLogStreams)$"),
      "SageMaker writes each endpoint's logs to a log group named after the endpoint under this prefix."),
 ]

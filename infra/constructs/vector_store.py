@@ -221,8 +221,8 @@ class VectorStore(Construct):
             standby_replicas="ENABLED" if config.standby_replicas else "DISABLED",
             description="docmill chunk vectors",
         )
-        self.collection.add_dependency(enc)
-        self.collection.add_dependency(net)
+        self.collection.node.add_dependency(enc)
+        self.collection.node.add_dependency(net)
         self._roles.append(self.index_function.role)  # type: ignore[arg-type]
         self._collection_name = name
 
