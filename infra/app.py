@@ -11,6 +11,8 @@ from cdk_nag import AwsSolutionsChecks
 
 from infra import paths
 from infra.config import StageConfig, stage_config_from_context
+from infra.nag import apply_suppressions
+from infra.stacks.pipeline import DocmillStack
 
 
 def cdk_json_context(**overrides: Any) -> dict[str, Any]:
@@ -18,12 +20,13 @@ def cdk_json_context(**overrides: Any) -> dict[str, Any]:
     context = json.loads((paths.REPO_ROOT / "cdk.json").read_text()).get("context", {})
     context.update(overrides)
     return context
-from infra.nag import apply_suppressions
-from infra.stacks.pipeline import DocmillStack
 
 
 def build_app(
-    context: dict[str, Any] | None = None, *, config: StageConfig | None = None, outdir: str | None = None,
+    context: dict[str, Any] | None = None,
+    *,
+    config: StageConfig | None = None,
+    outdir: str | None = None,
     nag: bool = True,
 ) -> tuple[cdk.App, DocmillStack]:
     app = cdk.App(context=context or {}, outdir=outdir) if (context or outdir) else cdk.App()
@@ -36,5 +39,7 @@ def build_app(
     cdk.Tags.of(app).add("stage", cfg.stage)
     if nag:
         apply_suppressions(stack)
-        cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
+        cdk.Validations.of(app).add_plugins(
+            AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
+        )
     return app, stack

@@ -58,8 +58,15 @@ class IngestionConfig(_Strict):
 
     @model_validator(mode="after")
     def _fargate_combination(self) -> IngestionConfig:
-        allowed = {256: (512, 2048), 512: (1024, 4096), 1024: (2048, 8192), 2048: (4096, 16384),
-                   4096: (8192, 30720), 8192: (16384, 61440), 16384: (32768, 122880)}
+        allowed = {
+            256: (512, 2048),
+            512: (1024, 4096),
+            1024: (2048, 8192),
+            2048: (4096, 16384),
+            4096: (8192, 30720),
+            8192: (16384, 61440),
+            16384: (32768, 122880),
+        }
         if self.ecs_cpu not in allowed:
             raise ValueError(f"ecs_cpu must be one of {sorted(allowed)}")
         low, high = allowed[self.ecs_cpu]
@@ -119,7 +126,8 @@ class LLMEndpointConfig(_Strict):
     max_model_len: int = Field(8192, ge=512)
     max_rolling_batch_size: int = Field(32, ge=1)
     startup_health_check_seconds: int = Field(1800, ge=60, le=3600)
-    price_per_hour_usd: float = Field(1.515, ge=0, description="on-demand price of instance_type, for the README/dashboard")
+    # On-demand USD/hour of instance_type (us-east-1 list price); shown in the stack outputs.
+    price_per_hour_usd: float = Field(1.515, ge=0)
 
     @model_validator(mode="after")
     def _existing_needs_name(self) -> LLMEndpointConfig:

@@ -40,9 +40,14 @@ DEFAULT_REGION = "us-east-1"
 DEFAULT_ACCOUNT = "000000000000"  # what moto and LocalStack use
 
 
-def task_arns(*, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT, prefix: str = "docmill") -> dict[str, str]:
+def task_arns(
+    *, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT, prefix: str = "docmill"
+) -> dict[str, str]:
     """Placeholder Lambda ARNs the local runtime registers and binds to in-process handlers."""
-    return {role: f"arn:aws:lambda:{region}:{account}:function:{prefix}-{role.replace('_', '-')}" for role in TASK_ROLES}
+    return {
+        role: f"arn:aws:lambda:{region}:{account}:function:{prefix}-{role.replace('_', '-')}"
+        for role in TASK_ROLES
+    }
 
 
 def _source_fingerprint() -> str:
@@ -53,7 +58,9 @@ def _source_fingerprint() -> str:
     return digest.hexdigest()[:16]
 
 
-def synthesize_template(*, context: Mapping[str, Any] | None = None, cache_dir: Path | None = None) -> dict[str, Any]:
+def synthesize_template(
+    *, context: Mapping[str, Any] | None = None, cache_dir: Path | None = None
+) -> dict[str, Any]:
     """Synthesise the app in-process (no Docker, no bundling, no cdk-nag) and return the template.
 
     With ``cache_dir`` the template is cached under a hash of infra/ and cdk.json, so a second
@@ -87,9 +94,15 @@ def _find_state_machine(template: Mapping[str, Any], name: str) -> tuple[str, di
 
 
 class _Resolver:
-    def __init__(self, *, region: str, account: str, refs: Mapping[str, str], arns: Mapping[str, str]) -> None:
-        self.pseudo = {"AWS::Partition": "aws", "AWS::Region": region, "AWS::AccountId": account,
-                       "AWS::URLSuffix": "amazonaws.com"}
+    def __init__(
+        self, *, region: str, account: str, refs: Mapping[str, str], arns: Mapping[str, str]
+    ) -> None:
+        self.pseudo = {
+            "AWS::Partition": "aws",
+            "AWS::Region": region,
+            "AWS::AccountId": account,
+            "AWS::URLSuffix": "amazonaws.com",
+        }
         self.refs = refs
         self.arns = arns
 
@@ -97,7 +110,7 @@ class _Resolver:
         if isinstance(value, str):
             return value
         if isinstance(value, dict) and len(value) == 1:
-            (fn, arg), = value.items()
+            ((fn, arg),) = value.items()
             if fn == "Fn::Join":
                 sep, parts = arg
                 return sep.join(self(p) for p in parts)
@@ -112,8 +125,12 @@ class _Resolver:
 
 
 def generation_asl(
-    template: Mapping[str, Any] | None = None, *, region: str = DEFAULT_REGION, account: str = DEFAULT_ACCOUNT,
-    datasets_bucket: str = "docmill-datasets", functions: Mapping[str, str] | None = None,
+    template: Mapping[str, Any] | None = None,
+    *,
+    region: str = DEFAULT_REGION,
+    account: str = DEFAULT_ACCOUNT,
+    datasets_bucket: str = "docmill-datasets",
+    functions: Mapping[str, str] | None = None,
     cache_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The generation workflow's ASL with task ARNs and the datasets bucket bound for local use."""
@@ -122,7 +139,8 @@ def generation_asl(
     meta = resource["Metadata"][METADATA_KEY]
     arns = {**task_arns(region=region, account=account), **(functions or {})}
     resolver = _Resolver(
-        region=region, account=account,
+        region=region,
+        account=account,
         refs={meta["buckets"]["datasets"]: datasets_bucket},
         arns={logical_id: arns[role] for role, logical_id in meta["tasks"].items()},
     )
@@ -135,8 +153,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION))
     parser.add_argument("--account", default=DEFAULT_ACCOUNT)
     parser.add_argument("--datasets-bucket", default="docmill-datasets")
-    parser.add_argument("--function", action="append", default=[], metavar="ROLE=ARN",
-                        help=f"override a task ARN; roles: {', '.join(TASK_ROLES)}")
+    parser.add_argument(
+        "--function",
+        action="append",
+        default=[],
+        metavar="ROLE=ARN",
+        help=f"override a task ARN; roles: {', '.join(TASK_ROLES)}",
+    )
     parser.add_argument("--template", type=Path, help="a synthesised template instead of synthesising now")
     args = parser.parse_args(argv)
     functions = dict(item.split("=", 1) for item in args.function)
@@ -144,8 +167,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown task role(s): {', '.join(sorted(unknown))}")
     template = json.loads(args.template.read_text()) if args.template else None
-    asl = generation_asl(template, region=args.region, account=args.account,
-                         datasets_bucket=args.datasets_bucket, functions=functions)
+    asl = generation_asl(
+        template,
+        region=args.region,
+        account=args.account,
+        datasets_bucket=args.datasets_bucket,
+        functions=functions,
+    )
     json.dump(asl, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

@@ -39,14 +39,18 @@ def index_body(props: dict[str, Any]) -> dict[str, Any]:
     settings: dict[str, Any] = {"index": {"knn": True}}
     if kind == "domain":  # Serverless manages shards and replicas itself
         settings["index"].update(
-            number_of_shards=int(props.get("Shards", 2)), number_of_replicas=int(props.get("Replicas", 1)),
+            number_of_shards=int(props.get("Shards", 2)),
+            number_of_replicas=int(props.get("Replicas", 1)),
             **{"knn.algo_param.ef_search": int(props.get("EfSearch", 256))},
         )
     method: dict[str, Any] = {
         "name": "hnsw",
         "engine": props.get("Engine", "faiss"),
         "space_type": props.get("SpaceType", "innerproduct"),
-        "parameters": {"ef_construction": int(props.get("EfConstruction", 256)), "m": int(props.get("M", 16))},
+        "parameters": {
+            "ef_construction": int(props.get("EfConstruction", 256)),
+            "m": int(props.get("M", 16)),
+        },
     }
     return {
         "settings": settings,
@@ -63,7 +67,10 @@ def index_body(props: dict[str, Any]) -> dict[str, Any]:
                 "source_sha256": {"type": "keyword"},
                 "file_type": {"type": "keyword"},
                 "page_numbers": {"type": "integer"},
-                "section_title": {"type": "text", "fields": {"raw": {"type": "keyword", "ignore_above": 512}}},
+                "section_title": {
+                    "type": "text",
+                    "fields": {"raw": {"type": "keyword", "ignore_above": 512}},
+                },
                 "chunk_index": {"type": "integer"},
                 "char_count": {"type": "integer"},
                 "embedding_model": {"type": "keyword"},
@@ -79,11 +86,19 @@ def app_role_body(index: str) -> dict[str, Any]:
     """Least privilege inside the domain: CRUD + search on the docmill index only."""
     return {
         "cluster_permissions": ["cluster_composite_ops", "cluster_monitor"],
-        "index_permissions": [{
-            "index_patterns": [index],
-            "allowed_actions": ["crud", "search", "indices:admin/mapping/get", "indices:admin/get",
-                                "indices:monitor/stats", "indices:admin/refresh*"],
-        }],
+        "index_permissions": [
+            {
+                "index_patterns": [index],
+                "allowed_actions": [
+                    "crud",
+                    "search",
+                    "indices:admin/mapping/get",
+                    "indices:admin/get",
+                    "indices:monitor/stats",
+                    "indices:admin/refresh*",
+                ],
+            }
+        ],
     }
 
 
@@ -124,7 +139,9 @@ class Client:
             except ValueError:
                 return err.code, raw.decode(errors="replace")
 
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None, ok: tuple[int, ...] = (200, 201)) -> Any:
+    def call(
+        self, method: str, path: str, body: dict[str, Any] | None = None, ok: tuple[int, ...] = (200, 201)
+    ) -> Any:
         deadline = time.monotonic() + RETRY_SECONDS
         delay = 2.0
         while True:
@@ -181,4 +198,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         map_app_roles(client, props)
     outcome = ensure_index(client, props)
     print(json.dumps({"index": props["Index"], "outcome": outcome, "kind": kind}))
-    return {"PhysicalResourceId": f"{props['Endpoint']}/{props['Index']}", "Data": {"IndexName": props["Index"]}}
+    return {
+        "PhysicalResourceId": f"{props['Endpoint']}/{props['Index']}",
+        "Data": {"IndexName": props["Index"]},
+    }

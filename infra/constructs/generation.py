@@ -32,12 +32,22 @@ from infra.constructs.storage import WORK_PREFIX
 
 # Error names matched by the batch Retry: docmill.errors codes and Lambda/Step Functions throttling.
 BATCH_RETRY_ERRORS = [
-    "TransientError", "LLMThrottled", "LLMTimeout",
-    "Lambda.TooManyRequestsException", "Lambda.ServiceException", "Lambda.SdkClientException",
-    "Lambda.AWSLambdaException", "States.Timeout",
+    "TransientError",
+    "LLMThrottled",
+    "LLMTimeout",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ServiceException",
+    "Lambda.SdkClientException",
+    "Lambda.AWSLambdaException",
+    "States.Timeout",
 ]
-TASK_RETRY_ERRORS = ["TransientError", "Lambda.TooManyRequestsException", "Lambda.ServiceException",
-                     "Lambda.SdkClientException", "Lambda.AWSLambdaException"]
+TASK_RETRY_ERRORS = [
+    "TransientError",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ServiceException",
+    "Lambda.SdkClientException",
+    "Lambda.AWSLambdaException",
+]
 RESULTS_PREFIX = f"{WORK_PREFIX}generation-results/"
 STATE_MACHINE_METADATA_KEY = "docmill:workflow"
 
@@ -47,19 +57,33 @@ class GenerationWorkflow(Construct):
     ``log_group``, ``task_functions`` (role name -> Function, the placeholders of the local runtime)."""
 
     def __init__(
-        self, scope: Construct, id: str, *, config: GenerationConfig, code: RuntimeCode, network: Network,
-        datasets: s3.IBucket, log_retention_days: int, removal: RemovalPolicy, tracing: bool,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: GenerationConfig,
+        code: RuntimeCode,
+        network: Network,
+        datasets: s3.IBucket,
+        log_retention_days: int,
+        removal: RemovalPolicy,
+        tracing: bool,
         common_env: dict[str, str],
     ) -> None:
         super().__init__(scope, id)
         trace = lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED
-        self.log_group = logs.LogGroup(self, "WorkflowLogs", retention=retention(log_retention_days), removal_policy=removal)
+        self.log_group = logs.LogGroup(
+            self, "WorkflowLogs", retention=retention(log_retention_days), removal_policy=removal
+        )
 
         def fn_logs(name: str) -> logs.LogGroup:
-            return logs.LogGroup(self, f"{name}Logs", retention=retention(log_retention_days), removal_policy=removal)
+            return logs.LogGroup(
+                self, f"{name}Logs", retention=retention(log_retention_days), removal_policy=removal
+            )
 
         self.plan = lambda_.Function(
-            self, "Plan",
+            self,
+            "Plan",
             description="docmill generation plan: write the JSONL batch manifest",
             runtime=lambda_.Runtime.PYTHON_3_11,
             code=lambda_.Code.from_asset(str(paths.GENERATION_CODE)),
@@ -72,22 +96,28 @@ class GenerationWorkflow(Construct):
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": "generation_plan"},
         )
         self.generate_batch = lambda_.DockerImageFunction(
-            self, "GenerateBatch",
+            self,
+            "GenerateBatch",
             description="docmill generation: questions, retrieval, answers and judge for one batch",
-            code=lambda_.DockerImageCode.from_ecr(code.image.repository, tag_or_digest=code.image.image_tag,
-                                                  cmd=[paths.GENERATE_BATCH_CMD]),
+            code=lambda_.DockerImageCode.from_ecr(
+                code.image.repository, tag_or_digest=code.image.image_tag, cmd=[paths.GENERATE_BATCH_CMD]
+            ),
             memory_size=config.batch_memory_mb,
             timeout=Duration.seconds(config.batch_timeout_seconds),
-            vpc=network.vpc, vpc_subnets=network.private_subnets, security_groups=[network.workload_sg],
+            vpc=network.vpc,
+            vpc_subnets=network.private_subnets,
+            security_groups=[network.workload_sg],
             tracing=trace,
             log_group=fn_logs("GenerateBatch"),
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": "generation_batch"},
         )
         self.assemble = lambda_.DockerImageFunction(
-            self, "Assemble",
+            self,
+            "Assemble",
             description="docmill generation: dedup, split and write the datasets",
-            code=lambda_.DockerImageCode.from_ecr(code.image.repository, tag_or_digest=code.image.image_tag,
-                                                  cmd=[paths.ASSEMBLE_CMD]),
+            code=lambda_.DockerImageCode.from_ecr(
+                code.image.repository, tag_or_digest=code.image.image_tag, cmd=[paths.ASSEMBLE_CMD]
+            ),
             memory_size=config.assemble_memory_mb,
             ephemeral_storage_size=None,
             timeout=Duration.seconds(config.assemble_timeout_seconds),
@@ -95,18 +125,32 @@ class GenerationWorkflow(Construct):
             log_group=fn_logs("Assemble"),
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": "generation_assemble"},
         )
-        self.task_functions = {"plan": self.plan, "generate_batch": self.generate_batch, "assemble": self.assemble}
+        self.task_functions = {
+            "plan": self.plan,
+            "generate_batch": self.generate_batch,
+            "assemble": self.assemble,
+        }
 
         plan = tasks.LambdaInvoke(
-            self, "PlanBatches", lambda_function=self.plan, payload_response_only=True,
-            retry_on_service_exceptions=False, result_path="$.plan",
+            self,
+            "PlanBatches",
+            lambda_function=self.plan,
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path="$.plan",
             comment="returns manifest_bucket/manifest_key of a JSONL file, one batch per line",
         )
-        plan.add_retry(errors=TASK_RETRY_ERRORS, interval=Duration.seconds(2), backoff_rate=2.0, max_attempts=3)
+        plan.add_retry(
+            errors=TASK_RETRY_ERRORS, interval=Duration.seconds(2), backoff_rate=2.0, max_attempts=3
+        )
 
         batch = tasks.LambdaInvoke(
-            self, "GenerateBatchTask", state_name="GenerateBatch", lambda_function=self.generate_batch,
-            payload_response_only=True, retry_on_service_exceptions=False,
+            self,
+            "GenerateBatchTask",
+            state_name="GenerateBatch",
+            lambda_function=self.generate_batch,
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
         )
         batch.add_retry(
             errors=BATCH_RETRY_ERRORS,
@@ -117,7 +161,8 @@ class GenerationWorkflow(Construct):
             jitter_strategy=sfn.JitterType.FULL,
         )
         record_failure = sfn.Pass(
-            self, "RecordFailedBatch",
+            self,
+            "RecordFailedBatch",
             comment="a failed batch becomes a result record; the run goes on and assemble reports it",
             parameters={
                 "status": "failed",
@@ -129,9 +174,11 @@ class GenerationWorkflow(Construct):
         batch.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
 
         fan_out = sfn.DistributedMap(
-            self, "GenerateBatches",
+            self,
+            "GenerateBatches",
             item_reader=sfn.S3JsonLItemReader(
-                bucket=datasets, key=sfn.JsonPath.string_at("$.plan.manifest_key"),
+                bucket=datasets,
+                key=sfn.JsonPath.string_at("$.plan.manifest_key"),
             ),
             item_selector={
                 "batch.$": "$$.Map.Item.Value",
@@ -147,28 +194,42 @@ class GenerationWorkflow(Construct):
         fan_out.item_processor(batch)
 
         assemble = tasks.LambdaInvoke(
-            self, "AssembleDatasets", lambda_function=self.assemble, payload_response_only=True,
-            retry_on_service_exceptions=False, result_path="$.datasets",
-            payload=sfn.TaskInput.from_object({
-                "request.$": "$",
-                "plan.$": "$.plan",
-                "results.$": "$.map.ResultWriterDetails",
-            }),
+            self,
+            "AssembleDatasets",
+            lambda_function=self.assemble,
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path="$.datasets",
+            payload=sfn.TaskInput.from_object(
+                {
+                    "request.$": "$",
+                    "plan.$": "$.plan",
+                    "results.$": "$.map.ResultWriterDetails",
+                }
+            ),
         )
-        assemble.add_retry(errors=TASK_RETRY_ERRORS, interval=Duration.seconds(5), backoff_rate=2.0, max_attempts=3)
+        assemble.add_retry(
+            errors=TASK_RETRY_ERRORS, interval=Duration.seconds(5), backoff_rate=2.0, max_attempts=3
+        )
 
         definition = plan.next(fan_out).next(assemble).next(sfn.Succeed(self, "Done"))
         self.state_machine = sfn.StateMachine(
-            self, "StateMachine",
+            self,
+            "StateMachine",
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             timeout=Duration.hours(config.workflow_timeout_hours),
             tracing_enabled=tracing,
-            logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
         )
         # Lets infra.workflow find this state machine and its task functions in any template.
         cfn = self.state_machine.node.default_child
-        cfn.add_metadata(STATE_MACHINE_METADATA_KEY, {
-            "name": "generation",
-            "tasks": {role: fn.node.default_child.logical_id for role, fn in self.task_functions.items()},
-            "buckets": {"datasets": datasets.node.default_child.logical_id},
-        })
+        cfn.add_metadata(
+            STATE_MACHINE_METADATA_KEY,
+            {
+                "name": "generation",
+                "tasks": {role: fn.node.default_child.logical_id for role, fn in self.task_functions.items()},
+                "buckets": {"datasets": datasets.node.default_child.logical_id},
+            },
+        )

@@ -30,8 +30,13 @@ from infra.constructs.runtime_code import RuntimeCode
 
 PROCESS_CONTAINER = "process"
 # Errors worth retrying in workflow tasks (docmill.errors codes + service throttling).
-TRANSIENT_ERRORS = ["TransientError", "Lambda.TooManyRequestsException", "Lambda.ServiceException",
-                    "Lambda.SdkClientException", "Lambda.AWSLambdaException"]
+TRANSIENT_ERRORS = [
+    "TransientError",
+    "Lambda.TooManyRequestsException",
+    "Lambda.ServiceException",
+    "Lambda.SdkClientException",
+    "Lambda.AWSLambdaException",
+]
 
 
 class Ingestion(Construct):
@@ -40,8 +45,18 @@ class Ingestion(Construct):
     ``log_groups`` (name -> LogGroup)."""
 
     def __init__(
-        self, scope: Construct, id: str, *, config: IngestionConfig, code: RuntimeCode, network: Network,
-        queue: sqs.IQueue, dlq: sqs.IQueue, log_retention_days: int, removal: RemovalPolicy, tracing: bool,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: IngestionConfig,
+        code: RuntimeCode,
+        network: Network,
+        queue: sqs.IQueue,
+        dlq: sqs.IQueue,
+        log_retention_days: int,
+        removal: RemovalPolicy,
+        tracing: bool,
         common_env: dict[str, str],
     ) -> None:
         super().__init__(scope, id)
@@ -49,12 +64,15 @@ class Ingestion(Construct):
         self._network = network
         trace = lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED
         self.log_groups = {
-            name: logs.LogGroup(self, f"{name.title()}Logs", retention=retention(log_retention_days), removal_policy=removal)
+            name: logs.LogGroup(
+                self, f"{name.title()}Logs", retention=retention(log_retention_days), removal_policy=removal
+            )
             for name in ("route", "process", "task", "workflow")
         }
 
         self.route = lambda_.Function(
-            self, "Route",
+            self,
+            "Route",
             description="docmill route: S3 object events from SQS -> process (Lambda or ECS) or delete",
             runtime=lambda_.Runtime.PYTHON_3_11,
             code=lambda_.Code.from_asset(str(paths.ROUTE_CODE)),
@@ -64,27 +82,38 @@ class Ingestion(Construct):
             timeout=Duration.seconds(config.route_timeout_seconds),
             reserved_concurrent_executions=config.route_reserved_concurrency,
             # In the VPC: an ObjectRemoved event deletes the source's chunks from the vector store.
-            vpc=network.vpc, vpc_subnets=network.private_subnets, security_groups=[network.workload_sg],
+            vpc=network.vpc,
+            vpc_subnets=network.private_subnets,
+            security_groups=[network.workload_sg],
             tracing=trace,
             log_group=self.log_groups["route"],
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": "route"},
         )
-        self.route.add_event_source(sources.SqsEventSource(
-            queue, batch_size=config.route_batch_size, report_batch_item_failures=True,
-            max_batching_window=Duration.seconds(5) if config.route_batch_size > 10 else None,
-        ))
+        self.route.add_event_source(
+            sources.SqsEventSource(
+                queue,
+                batch_size=config.route_batch_size,
+                report_batch_item_failures=True,
+                max_batching_window=Duration.seconds(5) if config.route_batch_size > 10 else None,
+            )
+        )
 
         self.process = lambda_.DockerImageFunction(
-            self, "Process",
+            self,
+            "Process",
             description="docmill process_document: partition, chunk, embed and index one object version",
             code=lambda_.DockerImageCode.from_ecr(
-                code.image.repository, tag_or_digest=code.image.image_tag, cmd=[paths.PROCESS_DOCUMENT_CMD],
+                code.image.repository,
+                tag_or_digest=code.image.image_tag,
+                cmd=[paths.PROCESS_DOCUMENT_CMD],
             ),
             memory_size=config.process_memory_mb,
             ephemeral_storage_size=Size.mebibytes(config.process_ephemeral_storage_mb),
             timeout=Duration.seconds(config.process_timeout_seconds),
             reserved_concurrent_executions=config.process_reserved_concurrency,
-            vpc=network.vpc, vpc_subnets=network.private_subnets, security_groups=[network.workload_sg],
+            vpc=network.vpc,
+            vpc_subnets=network.private_subnets,
+            security_groups=[network.workload_sg],
             tracing=trace,
             log_group=self.log_groups["process"],
             retry_attempts=2,
@@ -94,15 +123,20 @@ class Ingestion(Construct):
         self.process.grant_invoke(self.route)
 
         self.cluster = ecs.Cluster(
-            self, "Cluster", vpc=network.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED,
+            self,
+            "Cluster",
+            vpc=network.vpc,
+            container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
         self.task_definition = ecs.FargateTaskDefinition(
-            self, "ProcessTask",
+            self,
+            "ProcessTask",
             cpu=config.ecs_cpu,
             memory_limit_mib=config.ecs_memory_mb,
             ephemeral_storage_gib=config.ecs_ephemeral_storage_gib,
             runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=ecs.CpuArchitecture.X86_64, operating_system_family=ecs.OperatingSystemFamily.LINUX,
+                cpu_architecture=ecs.CpuArchitecture.X86_64,
+                operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
         self.container = self.task_definition.add_container(
@@ -136,7 +170,9 @@ class Ingestion(Construct):
             "DOCMILL_AWS__ECS_TASK_DEFINITION": self.task_definition.task_definition_arn,
             "DOCMILL_AWS__ECS_CONTAINER": PROCESS_CONTAINER,
             "DOCMILL_AWS__ECS_SUBNETS": ",".join(
-                self._network.vpc.select_subnets(subnet_type=self._network.private_subnets.subnet_type).subnet_ids
+                self._network.vpc.select_subnets(
+                    subnet_type=self._network.private_subnets.subnet_type
+                ).subnet_ids
             ),
             "DOCMILL_AWS__ECS_SECURITY_GROUPS": self._network.workload_sg.security_group_id,
         }
@@ -160,13 +196,23 @@ class Ingestion(Construct):
         """Input ``{"bucket", "key", "version_id", "size", "estimated_pages"?}`` (version_id "" if none)."""
         cfg = self.config
         invoke = tasks.LambdaInvoke(
-            self, "ProcessInLambda", lambda_function=self.process, payload_response_only=True,
-            retry_on_service_exceptions=False, result_path="$.result",
+            self,
+            "ProcessInLambda",
+            lambda_function=self.process,
+            payload_response_only=True,
+            retry_on_service_exceptions=False,
+            result_path="$.result",
         )
-        invoke.add_retry(errors=TRANSIENT_ERRORS, interval=Duration.seconds(5), backoff_rate=2.0, max_attempts=4,
-                         jitter_strategy=sfn.JitterType.FULL)
+        invoke.add_retry(
+            errors=TRANSIENT_ERRORS,
+            interval=Duration.seconds(5),
+            backoff_rate=2.0,
+            max_attempts=4,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
         run_task = tasks.EcsRunTask(
-            self, "ProcessInEcs",
+            self,
+            "ProcessInEcs",
             integration_pattern=sfn.IntegrationPattern.RUN_JOB,
             cluster=self.cluster,
             task_definition=self.task_definition,
@@ -174,20 +220,31 @@ class Ingestion(Construct):
             subnets=self._network.private_subnets,
             security_groups=[self._network.workload_sg],
             assign_public_ip=False,
-            container_overrides=[tasks.ContainerOverride(
-                container_definition=self.container,
-                environment=[
-                    tasks.TaskEnvironmentVariable(name="DOCMILL_OBJECT_BUCKET", value=sfn.JsonPath.string_at("$.bucket")),
-                    tasks.TaskEnvironmentVariable(name="DOCMILL_OBJECT_KEY", value=sfn.JsonPath.string_at("$.key")),
-                    tasks.TaskEnvironmentVariable(name="DOCMILL_OBJECT_VERSION_ID",
-                                                  value=sfn.JsonPath.string_at("$.version_id")),
-                ],
-            )],
+            container_overrides=[
+                tasks.ContainerOverride(
+                    container_definition=self.container,
+                    environment=[
+                        tasks.TaskEnvironmentVariable(
+                            name="DOCMILL_OBJECT_BUCKET", value=sfn.JsonPath.string_at("$.bucket")
+                        ),
+                        tasks.TaskEnvironmentVariable(
+                            name="DOCMILL_OBJECT_KEY", value=sfn.JsonPath.string_at("$.key")
+                        ),
+                        tasks.TaskEnvironmentVariable(
+                            name="DOCMILL_OBJECT_VERSION_ID", value=sfn.JsonPath.string_at("$.version_id")
+                        ),
+                    ],
+                )
+            ],
             result_path=sfn.JsonPath.DISCARD,
             task_timeout=sfn.Timeout.duration(Duration.hours(6)),
         )
-        run_task.add_retry(errors=["ECS.AmazonECSException", "ECS.ServerException"], interval=Duration.seconds(30),
-                           backoff_rate=2.0, max_attempts=3)
+        run_task.add_retry(
+            errors=["ECS.AmazonECSException", "ECS.ServerException"],
+            interval=Duration.seconds(30),
+            backoff_rate=2.0,
+            max_attempts=3,
+        )
         is_large = sfn.Condition.or_(
             sfn.Condition.number_greater_than_equals("$.size", cfg.large_file_bytes),
             sfn.Condition.and_(
@@ -195,14 +252,20 @@ class Ingestion(Construct):
                 sfn.Condition.number_greater_than_equals("$.estimated_pages", cfg.large_file_pages),
             ),
         )
-        definition = sfn.Choice(self, "BySize", comment="large documents run on ECS Fargate").when(
-            is_large, run_task).otherwise(invoke)
+        definition = (
+            sfn.Choice(self, "BySize", comment="large documents run on ECS Fargate")
+            .when(is_large, run_task)
+            .otherwise(invoke)
+        )
         return sfn.StateMachine(
-            self, "LargeFileWorkflow",
+            self,
+            "LargeFileWorkflow",
             definition_body=sfn.DefinitionBody.from_chainable(definition),
             timeout=Duration.hours(8),
             tracing_enabled=tracing,
-            logs=sfn.LogOptions(destination=self.log_groups["workflow"], level=sfn.LogLevel.ALL, include_execution_data=False),
+            logs=sfn.LogOptions(
+                destination=self.log_groups["workflow"], level=sfn.LogLevel.ALL, include_execution_data=False
+            ),
         )
 
 
@@ -212,5 +275,9 @@ def _run_task_scope(cluster: ecs.Cluster, task_def: ecs.TaskDefinition):
     # Route reports the tasks it started (DescribeTasks) in its logs; scoped to this cluster's tasks.
     return iam.PolicyStatement(
         actions=["ecs:DescribeTasks"],
-        resources=[Stack.of(cluster).format_arn(service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*")],
+        resources=[
+            Stack.of(cluster).format_arn(
+                service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*"
+            )
+        ],
     )

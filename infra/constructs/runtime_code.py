@@ -45,13 +45,27 @@ def layer_requirements(pyproject: Path = paths.REPO_ROOT / "pyproject.toml") -> 
 class LocalLayerBundler:
     """Lays out ``python/docmill`` + manylinux wheels of its dependencies in the asset dir."""
 
-    def try_bundle(self, output_dir: str, **_options: object) -> bool:
+    def try_bundle(self, output_dir: str, *_options: object, **_kwargs: object) -> bool:
         target = Path(output_dir) / "python"
         target.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-            "--target", str(target), "--platform", "manylinux2014_x86_64", "--implementation", "cp",
-            "--python-version", "3.11", "--only-binary=:all:", "--upgrade", *layer_requirements(),
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--target",
+            str(target),
+            "--platform",
+            "manylinux2014_x86_64",
+            "--implementation",
+            "cp",
+            "--python-version",
+            "3.11",
+            "--only-binary=:all:",
+            "--upgrade",
+            *layer_requirements(),
         ]
         try:
             subprocess.run(cmd, check=True)
@@ -59,8 +73,10 @@ class LocalLayerBundler:
             print(f"docmill layer: local bundling failed ({exc}); falling back to Docker", file=sys.stderr)
             return False
         shutil.copytree(
-            paths.LAYERS_DIR / "docmill", target / "docmill",
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True,
+            paths.LAYERS_DIR / "docmill",
+            target / "docmill",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            dirs_exist_ok=True,
         )
         return True
 
@@ -76,7 +92,8 @@ class RuntimeCode(Construct):
     def __init__(self, scope: Construct, id: str) -> None:
         super().__init__(scope, id)
         self.layer = lambda_.LayerVersion(
-            self, "LibraryLayer",
+            self,
+            "LibraryLayer",
             description="docmill library (layers/docmill) and its light dependencies",
             compatible_runtimes=[lambda_.Runtime.PYTHON_3_11],
             compatible_architectures=[lambda_.Architecture.X86_64],
@@ -87,15 +104,20 @@ class RuntimeCode(Construct):
                     local=LocalLayerBundler(),
                     # Fallback for machines where local pip cannot target manylinux (needs Docker).
                     image=DockerImage.from_registry("public.ecr.aws/sam/build-python3.11"),
-                    command=["bash", "-c", "pip install -t /asset-output/python "
-                             + " ".join(f"'{r}'" for r in layer_requirements())
-                             + " && cp -r /asset-input/docmill /asset-output/python/"],
+                    command=[
+                        "bash",
+                        "-c",
+                        "pip install -t /asset-output/python "
+                        + " ".join(f"'{r}'" for r in layer_requirements())
+                        + " && cp -r /asset-input/docmill /asset-output/python/",
+                    ],
                 ),
             ),
         )
         # One image for the container Lambdas and the ECS task; cdk synth only fingerprints it.
         self.image = ecr_assets.DockerImageAsset(
-            self, "ProcessingImage",
+            self,
+            "ProcessingImage",
             directory=str(paths.REPO_ROOT),
             file=paths.DOCKERFILE,
             platform=ecr_assets.Platform.LINUX_AMD64,

@@ -37,44 +37,65 @@ class Storage(Construct):
         self.key: kms.Key | None = None
         if config.encryption == "kms":
             self.key = kms.Key(
-                self, "DataKey", enable_key_rotation=True, removal_policy=removal,
+                self,
+                "DataKey",
+                enable_key_rotation=True,
+                removal_policy=removal,
                 description="docmill data buckets (raw documents, processed chunks, datasets)",
             )
 
         # Server access logs: SSE-S3 is the only encryption the log delivery service supports.
         self.access_logs = s3.Bucket(
-            self, "AccessLogs",
+            self,
+            "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,
             enforce_ssl=True,
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(id="expire-logs", expiration=Duration.days(config.access_log_retention_days))],
+            lifecycle_rules=[
+                s3.LifecycleRule(id="expire-logs", expiration=Duration.days(config.access_log_retention_days))
+            ],
             removal_policy=removal,
             auto_delete_objects=auto_delete,
         )
 
         self.raw = self._bucket(
-            "Raw", config, removal, auto_delete, versioned=True,
+            "Raw",
+            config,
+            removal,
+            auto_delete,
+            versioned=True,
             lifecycle=[
                 # Overwritten/deleted document versions are kept for rollback, then expire.
                 s3.LifecycleRule(
-                    id="expire-noncurrent", noncurrent_version_expiration=Duration.days(config.raw_noncurrent_version_days),
+                    id="expire-noncurrent",
+                    noncurrent_version_expiration=Duration.days(config.raw_noncurrent_version_days),
                 ),
                 s3.LifecycleRule(
                     id="infrequent-access",
-                    transitions=[s3.Transition(
-                        storage_class=s3.StorageClass.INFREQUENT_ACCESS,
-                        transition_after=Duration.days(config.raw_infrequent_access_days),
-                    )],
+                    transitions=[
+                        s3.Transition(
+                            storage_class=s3.StorageClass.INFREQUENT_ACCESS,
+                            transition_after=Duration.days(config.raw_infrequent_access_days),
+                        )
+                    ],
                 ),
             ],
         )
         processed_rules = []
         if config.processed_expiration_days:
-            processed_rules.append(s3.LifecycleRule(id="expire", expiration=Duration.days(config.processed_expiration_days)))
-        self.processed = self._bucket("Processed", config, removal, auto_delete, versioned=False, lifecycle=processed_rules)
+            processed_rules.append(
+                s3.LifecycleRule(id="expire", expiration=Duration.days(config.processed_expiration_days))
+            )
+        self.processed = self._bucket(
+            "Processed", config, removal, auto_delete, versioned=False, lifecycle=processed_rules
+        )
         self.datasets = self._bucket(
-            "Datasets", config, removal, auto_delete, versioned=True,
+            "Datasets",
+            config,
+            removal,
+            auto_delete,
+            versioned=True,
             lifecycle=[
                 s3.LifecycleRule(id="expire-work", prefix=WORK_PREFIX, expiration=Duration.days(30)),
                 s3.LifecycleRule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(90)),
@@ -82,13 +103,15 @@ class Storage(Construct):
         )
 
         self.dlq = sqs.Queue(
-            self, "EventsDlq",
+            self,
+            "EventsDlq",
             retention_period=Duration.days(config.dlq_retention_days),
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
         )
         self.queue = sqs.Queue(
-            self, "Events",
+            self,
+            "Events",
             # >= the route Lambda timeout x 6 is AWS's advice; the config default (900 s) covers route's 60 s.
             visibility_timeout=Duration.seconds(config.queue_visibility_timeout_seconds),
             retention_period=Duration.days(4),
@@ -113,15 +136,27 @@ class Storage(Construct):
     def grant_key(self, grantee: iam.IGrantable) -> None:
         """Encrypt/decrypt with the data key (e.g. a state machine reading/writing S3 through ItemReader)."""
         if self.key is not None:
-            grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(actions=KMS_WRITE, resources=[self.key.key_arn]))
+            grantee.grant_principal.add_to_principal_policy(
+                iam.PolicyStatement(actions=KMS_WRITE, resources=[self.key.key_arn])
+            )
 
     def _bucket(
-        self, id: str, config: StorageConfig, removal: RemovalPolicy, auto_delete: bool, *,
-        versioned: bool, lifecycle: list[s3.LifecycleRule],
+        self,
+        id: str,
+        config: StorageConfig,
+        removal: RemovalPolicy,
+        auto_delete: bool,
+        *,
+        versioned: bool,
+        lifecycle: list[s3.LifecycleRule],
     ) -> s3.Bucket:
-        rules = [s3.LifecycleRule(id="abort-multipart", abort_incomplete_multipart_upload_after=Duration.days(7)), *lifecycle]
+        rules = [
+            s3.LifecycleRule(id="abort-multipart", abort_incomplete_multipart_upload_after=Duration.days(7)),
+            *lifecycle,
+        ]
         return s3.Bucket(
-            self, id,
+            self,
+            id,
             encryption=s3.BucketEncryption.KMS if self.key else s3.BucketEncryption.S3_MANAGED,
             encryption_key=self.key,
             bucket_key_enabled=self.key is not None,
@@ -142,15 +177,26 @@ class Storage(Construct):
 # each grant names exactly the API calls docmill makes, on one bucket (and prefix) and its key.
 READ_ACTIONS = ["s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectAttributes", "s3:GetObjectTagging"]
 LIST_ACTIONS = ["s3:ListBucket", "s3:ListBucketVersions"]
-WRITE_ACTIONS = ["s3:PutObject", "s3:PutObjectTagging", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+WRITE_ACTIONS = [
+    "s3:PutObject",
+    "s3:PutObjectTagging",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+]
 DELETE_ACTIONS = ["s3:DeleteObject", "s3:DeleteObjectVersion"]
 KMS_READ = ["kms:Decrypt", "kms:DescribeKey"]
 KMS_WRITE = ["kms:Encrypt", "kms:GenerateDataKey", "kms:Decrypt", "kms:DescribeKey"]
 
 
 def grant_objects(
-    grantee: iam.IGrantable, bucket: s3.IBucket, key: kms.IKey | None, *, read: bool = False, write: bool = False,
-    delete: bool = False, prefix: str = "",
+    grantee: iam.IGrantable,
+    bucket: s3.IBucket,
+    key: kms.IKey | None,
+    *,
+    read: bool = False,
+    write: bool = False,
+    delete: bool = False,
+    prefix: str = "",
 ) -> None:
     """Least-privilege object access to ``bucket`` (optionally under ``prefix``), plus its KMS key."""
     actions: list[str] = []
@@ -161,12 +207,17 @@ def grant_objects(
     if delete:
         actions += DELETE_ACTIONS
     principal = grantee.grant_principal
-    principal.add_to_principal_policy(iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")]))
+    principal.add_to_principal_policy(
+        iam.PolicyStatement(actions=actions, resources=[bucket.arn_for_objects(f"{prefix}*")])
+    )
     listing = iam.PolicyStatement(actions=LIST_ACTIONS, resources=[bucket.bucket_arn])
     if prefix:
         listing.add_condition("StringLike", {"s3:prefix": [f"{prefix}*"]})
     principal.add_to_principal_policy(listing)
     if key is not None:
-        principal.add_to_principal_policy(iam.PolicyStatement(
-            actions=KMS_WRITE if (write or delete) else KMS_READ, resources=[key.key_arn],
-        ))
+        principal.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=KMS_WRITE if (write or delete) else KMS_READ,
+                resources=[key.key_arn],
+            )
+        )

@@ -41,8 +41,15 @@ class VectorStore(Construct):
     resource), ``index_function`` (its Lambda), ``security_group``."""
 
     def __init__(
-        self, scope: Construct, id: str, *, config: VectorStoreConfig, network: Network,
-        key: kms.IKey | None, log_retention_days: int, removal: RemovalPolicy,
+        self,
+        scope: Construct,
+        id: str,
+        *,
+        config: VectorStoreConfig,
+        network: Network,
+        key: kms.IKey | None,
+        log_retention_days: int,
+        removal: RemovalPolicy,
     ) -> None:
         super().__init__(scope, id)
         self.config = config
@@ -56,13 +63,20 @@ class VectorStore(Construct):
         self.collection: aoss.CfnCollection | None = None
         self.master_secret: secretsmanager.Secret | None = None
         self.security_group = ec2.SecurityGroup(
-            self, "Sg", vpc=network.vpc, allow_all_outbound=False, description="docmill vector store (443 from workloads)",
+            self,
+            "Sg",
+            vpc=network.vpc,
+            allow_all_outbound=False,
+            description="docmill vector store (443 from workloads)",
         )
-        self.security_group.add_ingress_rule(network.workload_sg, ec2.Port.tcp(443), "HTTPS from docmill workloads")
+        self.security_group.add_ingress_rule(
+            network.workload_sg, ec2.Port.tcp(443), "HTTPS from docmill workloads"
+        )
 
         # The custom resource function is created first so the data-access rules can name its role.
         self.index_function = lambda_.Function(
-            self, "CreateIndexFn",
+            self,
+            "CreateIndexFn",
             runtime=lambda_.Runtime.PYTHON_3_11,
             code=lambda_.Code.from_asset(str(paths.CREATE_INDEX_CODE)),
             handler=paths.CREATE_INDEX_HANDLER,
@@ -72,7 +86,9 @@ class VectorStore(Construct):
             vpc_subnets=network.private_subnets,
             security_groups=[network.workload_sg],
             tracing=lambda_.Tracing.ACTIVE,
-            log_group=logs.LogGroup(self, "CreateIndexLogs", retention=retention(log_retention_days), removal_policy=removal),
+            log_group=logs.LogGroup(
+                self, "CreateIndexLogs", retention=retention(log_retention_days), removal_policy=removal
+            ),
         )
 
         if config.kind == "domain":
@@ -81,8 +97,12 @@ class VectorStore(Construct):
             self._serverless(config, network, key, stack)
             self._serverless_endpoint()
         self._provider = cr.Provider(
-            self, "IndexProvider", on_event_handler=self.index_function,
-            log_group=logs.LogGroup(self, "ProviderLogs", retention=retention(log_retention_days), removal_policy=removal),
+            self,
+            "IndexProvider",
+            on_event_handler=self.index_function,
+            log_group=logs.LogGroup(
+                self, "ProviderLogs", retention=retention(log_retention_days), removal_policy=removal
+            ),
         )
 
     def finalize(self) -> CustomResource:
@@ -109,7 +129,10 @@ class VectorStore(Construct):
             properties["MasterSecretArn"] = self.master_secret.secret_arn
             properties["BackendRoles"] = [role.role_arn for role in self._roles]
         self.index_resource = CustomResource(
-            self, "Index", service_token=self._provider.service_token, properties=properties,
+            self,
+            "Index",
+            service_token=self._provider.service_token,
+            properties=properties,
             resource_type="Custom::DocmillIndex",
         )
         for dependency in (self.domain, self.collection, access):
@@ -119,12 +142,17 @@ class VectorStore(Construct):
 
     # -- managed domain -------------------------------------------------------------------------
     def _domain(
-        self, config: VectorStoreConfig, network: Network, key: kms.IKey | None, log_retention_days: int,
+        self,
+        config: VectorStoreConfig,
+        network: Network,
+        key: kms.IKey | None,
+        log_retention_days: int,
         removal: RemovalPolicy,
     ) -> None:
         self.service = "es"
         self.master_secret = secretsmanager.Secret(
-            self, "MasterUser",
+            self,
+            "MasterUser",
             description="docmill OpenSearch fine-grained access control master user",
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({"username": config.master_user_name}),
@@ -135,26 +163,40 @@ class VectorStore(Construct):
             ),
         )
         multi_az = config.data_nodes > 1 and len(network.vpc.availability_zones) > 1
-        slow_logs = logs.LogGroup(self, "SlowLogs", retention=retention(log_retention_days), removal_policy=removal)
-        app_logs = logs.LogGroup(self, "AppLogs", retention=retention(log_retention_days), removal_policy=removal)
+        slow_logs = logs.LogGroup(
+            self, "SlowLogs", retention=retention(log_retention_days), removal_policy=removal
+        )
+        app_logs = logs.LogGroup(
+            self, "AppLogs", retention=retention(log_retention_days), removal_policy=removal
+        )
         self.domain = opensearch.Domain(
-            self, "Domain",
+            self,
+            "Domain",
             version=opensearch.EngineVersion.open_search(config.engine_version.removeprefix("OpenSearch_")),
             vpc=network.vpc,
-            vpc_subnets=[ec2.SubnetSelection(
-                subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS, one_per_az=True,
-                availability_zones=network.vpc.availability_zones[: 2 if multi_az else 1],
-            )],
+            vpc_subnets=[
+                ec2.SubnetSelection(
+                    subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS,
+                    one_per_az=True,
+                    availability_zones=network.vpc.availability_zones[: 2 if multi_az else 1],
+                )
+            ],
             security_groups=[self.security_group],
             capacity=opensearch.CapacityConfig(
                 data_nodes=config.data_nodes,
                 data_node_instance_type=config.data_node_instance_type,
                 master_nodes=config.dedicated_master_nodes or None,
-                master_node_instance_type=config.master_node_instance_type if config.dedicated_master_nodes else None,
+                master_node_instance_type=config.master_node_instance_type
+                if config.dedicated_master_nodes
+                else None,
                 multi_az_with_standby_enabled=False,
             ),
-            zone_awareness=opensearch.ZoneAwarenessConfig(enabled=True, availability_zone_count=2) if multi_az else None,
-            ebs=opensearch.EbsOptions(volume_size=config.volume_size_gib, volume_type=ec2.EbsDeviceVolumeType.GP3),
+            zone_awareness=opensearch.ZoneAwarenessConfig(enabled=True, availability_zone_count=2)
+            if multi_az
+            else None,
+            ebs=opensearch.EbsOptions(
+                volume_size=config.volume_size_gib, volume_type=ec2.EbsDeviceVolumeType.GP3
+            ),
             encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True, kms_key=key),
             node_to_node_encryption=True,
             enforce_https=True,
@@ -164,24 +206,38 @@ class VectorStore(Construct):
                 master_user_password=self.master_secret.secret_value_from_json("password"),
             ),
             logging=opensearch.LoggingOptions(
-                slow_search_log_enabled=True, slow_search_log_group=slow_logs,
-                slow_index_log_enabled=True, slow_index_log_group=slow_logs,
-                app_log_enabled=True, app_log_group=app_logs,
+                slow_search_log_enabled=True,
+                slow_search_log_group=slow_logs,
+                slow_index_log_enabled=True,
+                slow_index_log_group=slow_logs,
+                app_log_enabled=True,
+                app_log_group=app_logs,
             ),
             removal_policy=removal,
         )
         # With fine-grained access control the domain policy admits the VPC and FGAC authorises each
         # request (SigV4 role mapping or the master user); the SG keeps everything else out.
-        self.domain.add_access_policies(iam.PolicyStatement(
-            actions=["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete", "es:ESHttpPatch"],
-            principals=[iam.AnyPrincipal()],
-            resources=[f"{self.domain.domain_arn}/*"],
-        ))
+        self.domain.add_access_policies(
+            iam.PolicyStatement(
+                actions=[
+                    "es:ESHttpGet",
+                    "es:ESHttpHead",
+                    "es:ESHttpPost",
+                    "es:ESHttpPut",
+                    "es:ESHttpDelete",
+                    "es:ESHttpPatch",
+                ],
+                principals=[iam.AnyPrincipal()],
+                resources=[f"{self.domain.domain_arn}/*"],
+            )
+        )
         self.endpoint = f"https://{self.domain.domain_endpoint}"
         self.master_secret.grant_read(self.index_function)
 
     # -- serverless -----------------------------------------------------------------------------
-    def _serverless(self, config: VectorStoreConfig, network: Network, key: kms.IKey | None, stack: Stack) -> None:
+    def _serverless(
+        self, config: VectorStoreConfig, network: Network, key: kms.IKey | None, stack: Stack
+    ) -> None:
         self.service = "aoss"
         # Collection names: 3-32 chars, lowercase; unique per account+region.
         name = f"{stack.stack_name}-vectors".lower()[:32]
@@ -190,34 +246,56 @@ class VectorStore(Construct):
         }
         if key is not None:
             encryption_policy.update(AWSOwnedKey=False, KmsARN=key.key_arn)
-            key.add_to_resource_policy(iam.PolicyStatement(
-                actions=["kms:Decrypt", "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKey"],
-                principals=[iam.AnyPrincipal()],
-                resources=["*"],  # key policy: "*" means this key
-                conditions={"StringEquals": {"kms:ViaService": f"aoss.{stack.region}.amazonaws.com",
-                                             "kms:CallerAccount": stack.account}},
-            ))
+            key.add_to_resource_policy(
+                iam.PolicyStatement(
+                    actions=["kms:Decrypt", "kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKey"],
+                    principals=[iam.AnyPrincipal()],
+                    resources=["*"],  # key policy: "*" means this key
+                    conditions={
+                        "StringEquals": {
+                            "kms:ViaService": f"aoss.{stack.region}.amazonaws.com",
+                            "kms:CallerAccount": stack.account,
+                        }
+                    },
+                )
+            )
         else:
             encryption_policy["AWSOwnedKey"] = True
         enc = aoss.CfnSecurityPolicy(
-            self, "EncryptionPolicy", name=f"{name}-enc"[:32], type="encryption",
+            self,
+            "EncryptionPolicy",
+            name=f"{name}-enc"[:32],
+            type="encryption",
             policy=stack.to_json_string(encryption_policy),
         )
         self.vpc_endpoint = aoss.CfnVpcEndpoint(
-            self, "VpcEndpoint", name=f"{name}-vpce"[:32], vpc_id=network.vpc.vpc_id,
+            self,
+            "VpcEndpoint",
+            name=f"{name}-vpce"[:32],
+            vpc_id=network.vpc.vpc_id,
             subnet_ids=network.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_WITH_EGRESS).subnet_ids,
             security_group_ids=[self.security_group.security_group_id],
         )
         net = aoss.CfnSecurityPolicy(
-            self, "NetworkPolicy", name=f"{name}-net"[:32], type="network",
-            policy=stack.to_json_string([{
-                "Rules": [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}],
-                "AllowFromPublic": False,
-                "SourceVPCEs": [self.vpc_endpoint.attr_id],
-            }]),
+            self,
+            "NetworkPolicy",
+            name=f"{name}-net"[:32],
+            type="network",
+            policy=stack.to_json_string(
+                [
+                    {
+                        "Rules": [{"ResourceType": "collection", "Resource": [f"collection/{name}"]}],
+                        "AllowFromPublic": False,
+                        "SourceVPCEs": [self.vpc_endpoint.attr_id],
+                    }
+                ]
+            ),
         )
         self.collection = aoss.CfnCollection(
-            self, "Collection", name=name, type="VECTORSEARCH",
+            self,
+            "Collection",
+            name=name,
+            type="VECTORSEARCH",
             standby_replicas="ENABLED" if config.standby_replicas else "DISABLED",
             description="docmill chunk vectors",
         )
@@ -230,27 +308,51 @@ class VectorStore(Construct):
         assert self.collection is not None
         name = self._collection_name
         access = aoss.CfnAccessPolicy(
-            self, "DataAccessPolicy", name=f"{name}-data"[:32], type="data",
-            policy=stack.to_json_string([{
-                "Rules": [
-                    {"ResourceType": "collection", "Resource": [f"collection/{name}"],
-                     "Permission": ["aoss:DescribeCollectionItems", "aoss:CreateCollectionItems",
-                                    "aoss:UpdateCollectionItems"]},
-                    {"ResourceType": "index", "Resource": [f"index/{name}/{config.index_name}"],
-                     "Permission": ["aoss:CreateIndex", "aoss:DescribeIndex", "aoss:UpdateIndex",
-                                    "aoss:ReadDocument", "aoss:WriteDocument"]},
-                ],
-                "Principal": [role.role_arn for role in self._roles],
-            }]),
+            self,
+            "DataAccessPolicy",
+            name=f"{name}-data"[:32],
+            type="data",
+            policy=stack.to_json_string(
+                [
+                    {
+                        "Rules": [
+                            {
+                                "ResourceType": "collection",
+                                "Resource": [f"collection/{name}"],
+                                "Permission": [
+                                    "aoss:DescribeCollectionItems",
+                                    "aoss:CreateCollectionItems",
+                                    "aoss:UpdateCollectionItems",
+                                ],
+                            },
+                            {
+                                "ResourceType": "index",
+                                "Resource": [f"index/{name}/{config.index_name}"],
+                                "Permission": [
+                                    "aoss:CreateIndex",
+                                    "aoss:DescribeIndex",
+                                    "aoss:UpdateIndex",
+                                    "aoss:ReadDocument",
+                                    "aoss:WriteDocument",
+                                ],
+                            },
+                        ],
+                        "Principal": [role.role_arn for role in self._roles],
+                    }
+                ]
+            ),
         )
         return access
 
     def _serverless_endpoint(self) -> None:
         assert self.collection is not None
         self.endpoint = self.collection.attr_collection_endpoint
-        self.index_function.add_to_role_policy(iam.PolicyStatement(
-            actions=["aoss:APIAccessAll"], resources=[self.collection.attr_arn],
-        ))
+        self.index_function.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["aoss:APIAccessAll"],
+                resources=[self.collection.attr_arn],
+            )
+        )
 
     # -- grants ---------------------------------------------------------------------------------
     def grant_read_write(self, grantee: iam.IGrantable) -> None:
@@ -264,9 +366,12 @@ class VectorStore(Construct):
             self.domain.grant_index_read_write(self.index_name, grantee)
             self.domain.grant_path_read("_cluster/health", grantee)  # store.health()
         elif self.collection is not None:
-            grantee.grant_principal.add_to_principal_policy(iam.PolicyStatement(
-                actions=["aoss:APIAccessAll"], resources=[self.collection.attr_arn],
-            ))
+            grantee.grant_principal.add_to_principal_policy(
+                iam.PolicyStatement(
+                    actions=["aoss:APIAccessAll"],
+                    resources=[self.collection.attr_arn],
+                )
+            )
 
     def environment(self) -> dict[str, str]:
         """Settings for docmill.config.OpenSearchSettings (DOCMILL_OPENSEARCH__*) and the store kind."""

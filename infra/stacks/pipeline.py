@@ -24,8 +24,10 @@ class DocmillStack(Stack):
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs) -> None:
         super().__init__(scope, id, description=f"docmill document pipeline ({config.stage})", **kwargs)
         # Behaviour the constructs rely on, whether or not the caller passed cdk.json's context.
-        for flag in ("@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2",
-                     "@aws-cdk/aws-stepfunctions-tasks:ecsReduceRunTaskPermissions"):
+        for flag in (
+            "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2",
+            "@aws-cdk/aws-stepfunctions-tasks:ecsReduceRunTaskPermissions",
+        ):
             self.node.set_context(flag, True)
         self.config = config
         removal = RemovalPolicy.RETAIN if config.storage.retain_buckets else RemovalPolicy.DESTROY
@@ -35,8 +37,13 @@ class DocmillStack(Stack):
         self.code = RuntimeCode(self, "Code")
         self.storage = Storage(self, "Storage", config=config.storage)
         self.vector_store = VectorStore(
-            self, "VectorStore", config=config.vector_store, network=self.network, key=self.storage.key,
-            log_retention_days=config.log_retention_days, removal=removal,
+            self,
+            "VectorStore",
+            config=config.vector_store,
+            network=self.network,
+            key=self.storage.key,
+            log_retention_days=config.log_retention_days,
+            removal=removal,
         )
         self.llm = LlmEndpoint(self, "Llm", config=config.llm)
 
@@ -53,14 +60,29 @@ class DocmillStack(Stack):
             **self.llm.environment(),
         }
         self.ingestion = Ingestion(
-            self, "Ingestion", config=config.ingestion, code=self.code, network=self.network,
-            queue=storage.queue, dlq=storage.dlq, log_retention_days=config.log_retention_days,
-            removal=log_removal, tracing=config.tracing, common_env=common_env,
+            self,
+            "Ingestion",
+            config=config.ingestion,
+            code=self.code,
+            network=self.network,
+            queue=storage.queue,
+            dlq=storage.dlq,
+            log_retention_days=config.log_retention_days,
+            removal=log_removal,
+            tracing=config.tracing,
+            common_env=common_env,
         )
         self.generation = GenerationWorkflow(
-            self, "Generation", config=config.generation, code=self.code, network=self.network,
-            datasets=storage.datasets, log_retention_days=config.log_retention_days, removal=log_removal,
-            tracing=config.tracing, common_env=common_env,
+            self,
+            "Generation",
+            config=config.generation,
+            code=self.code,
+            network=self.network,
+            datasets=storage.datasets,
+            log_retention_days=config.log_retention_days,
+            removal=log_removal,
+            tracing=config.tracing,
+            common_env=common_env,
         )
 
         # -- cross-capability grants (least privilege, scoped to the resources) ------------------
@@ -91,9 +113,16 @@ class DocmillStack(Stack):
         self.monitoring = None
         if config.monitoring.enabled:
             self.monitoring = Monitoring(
-                self, "Monitoring", config=config.monitoring, queue=storage.queue, dlq=storage.dlq,
-                route=ing.route, process=ing.process, generation=gen.state_machine,
-                large_files=ing.state_machine, endpoint_name=self.llm.endpoint_name,
+                self,
+                "Monitoring",
+                config=config.monitoring,
+                queue=storage.queue,
+                dlq=storage.dlq,
+                route=ing.route,
+                process=ing.process,
+                generation=gen.state_machine,
+                large_files=ing.state_machine,
+                endpoint_name=self.llm.endpoint_name,
                 variant_name=self.llm.variant_name,
             )
 
@@ -108,6 +137,12 @@ class DocmillStack(Stack):
             "VectorIndex": vs.index_name,
             "LlmEndpointName": self.llm.endpoint_name,
         }
+        if config.llm.mode == "create":
+            count = config.llm.instance_count
+            outputs["LlmEndpointCostPerHourUsd"] = (
+                f"{count * config.llm.price_per_hour_usd:.3f} ({count} x {config.llm.instance_type} "
+                "on-demand, billed while the endpoint exists)"
+            )
         if ing.state_machine is not None:
             outputs["LargeFileStateMachineArn"] = ing.state_machine.state_machine_arn
         if vs.master_secret is not None:

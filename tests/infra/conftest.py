@@ -35,8 +35,11 @@ class Synth:
         return {lid: r for lid, r in tpl["Resources"].items() if r["Type"] == type_}
 
     def logical_id(self, construct: Any) -> str:
-        return self.stack.resolve(construct.node.default_child.logical_id if hasattr(construct.node, "default_child")
-                                  and construct.node.default_child is not None else construct.logical_id)
+        return self.stack.resolve(
+            construct.node.default_child.logical_id
+            if hasattr(construct.node, "default_child") and construct.node.default_child is not None
+            else construct.logical_id
+        )
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +48,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from aws_cdk import aws_iam as iam
 
     from infra.app import build_app, cdk_json_context
-    from infra.config import LLMEndpointConfig, StageConfig, VectorStoreConfig, stage_config_from_context
+    from infra.config import LLMEndpointConfig, VectorStoreConfig, stage_config_from_context
     from infra.constructs.llm_endpoint import LlmEndpoint
     from infra.constructs.network import Network
     from infra.constructs.storage import Storage
@@ -62,15 +65,26 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     vs_stack = cdk.Stack(app, "variant-serverless", env=env)
     network = Network(vs_stack, "Network", config=config.network, log_removal=cdk.RemovalPolicy.DESTROY)
     storage = Storage(vs_stack, "Storage", config=config.storage)
-    vs = VectorStore(vs_stack, "VectorStore", config=VectorStoreConfig(kind="serverless"), network=network,
-                     key=storage.key, log_retention_days=7, removal=cdk.RemovalPolicy.DESTROY)
+    vs = VectorStore(
+        vs_stack,
+        "VectorStore",
+        config=VectorStoreConfig(kind="serverless"),
+        network=network,
+        key=storage.key,
+        log_retention_days=7,
+        removal=cdk.RemovalPolicy.DESTROY,
+    )
     reader = iam.Role(vs_stack, "Reader", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     vs.grant_read_write(reader)
     vs.finalize()
     # LLM endpoint variants: S3 weights (no token) and an existing endpoint.
     llm_stack = cdk.Stack(app, "variant-llm", env=env)
-    s3_llm = LlmEndpoint(llm_stack, "S3Weights", config=LLMEndpointConfig(model_s3_uri="s3://weights-bucket/llama3/"))
-    existing = LlmEndpoint(llm_stack, "Existing", config=LLMEndpointConfig(mode="existing", endpoint_name="My-Endpoint"))
+    s3_llm = LlmEndpoint(
+        llm_stack, "S3Weights", config=LLMEndpointConfig(model_s3_uri="s3://weights-bucket/llama3/")
+    )
+    existing = LlmEndpoint(
+        llm_stack, "Existing", config=LLMEndpointConfig(mode="existing", endpoint_name="My-Endpoint")
+    )
     caller = iam.Role(llm_stack, "Caller", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
     existing.grant_invoke(caller)
     assert s3_llm.endpoint is not None
@@ -86,7 +100,9 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     return Synth(
         stack=stack,
         template=assembly.get_stack_by_name(stack.stack_name).template,
-        variants={name: assembly.get_stack_by_name(name).template for name in ("variant-serverless", "variant-llm")},
+        variants={
+            name: assembly.get_stack_by_name(name).template for name in ("variant-serverless", "variant-llm")
+        },
         report=report,
         outdir=outdir,
     )

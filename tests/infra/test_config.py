@@ -24,7 +24,9 @@ def test_default_stage_is_dev_from_cdk_json() -> None:
 
 
 def test_stage_selection_and_json_override_from_the_command_line() -> None:
-    cfg = _cfg(**{"docmill:stage": "prod", "docmill:override": json.dumps({"generation": {"max_concurrency": 12}})})
+    cfg = _cfg(
+        **{"docmill:stage": "prod", "docmill:override": json.dumps({"generation": {"max_concurrency": 12}})}
+    )
     assert cfg.stage == "prod" and cfg.storage.retain_buckets is True
     assert cfg.generation.max_concurrency == 12
     assert cfg.vector_store.dedicated_master_nodes == 3

@@ -87,8 +87,11 @@ def test_image_handlers_exist_and_define_the_function(target: str) -> None:
     path = _module_file(module)
     if not path.exists():
         pytest.skip(f"{path.relative_to(ROOT)} is written by the runtime issue (#5)")
-    names = {n.name for n in ast.parse(path.read_text()).body if isinstance(n, (ast.FunctionDef, ast.Assign))
-             or hasattr(n, "name")}
+    names = {
+        n.name
+        for n in ast.parse(path.read_text()).body
+        if isinstance(n, (ast.FunctionDef, ast.Assign)) or hasattr(n, "name")
+    }
     assert func in names, f"{path} does not define {func}"
 
 

@@ -27,7 +27,9 @@ def test_plan_then_map_then_assemble(asl: dict) -> None:
     assert states["AssembleDatasets"]["Parameters"]["results.$"] == "$.map.ResultWriterDetails"
 
 
-def test_distributed_map_reads_the_jsonl_manifest_with_configured_concurrency(asl: dict, synth: Synth) -> None:
+def test_distributed_map_reads_the_jsonl_manifest_with_configured_concurrency(
+    asl: dict, synth: Synth
+) -> None:
     fan_out = asl["States"]["GenerateBatches"]
     assert fan_out["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     reader = fan_out["ItemReader"]
@@ -63,23 +65,34 @@ def test_tasks_are_bound_to_the_placeholder_arns(asl: dict) -> None:
     assert asl["States"]["PlanBatches"]["Resource"] == arns["plan"]
     assert asl["States"]["AssembleDatasets"]["Resource"] == arns["assemble"]
     batch = asl["States"]["GenerateBatches"]["ItemProcessor"]["States"]["GenerateBatch"]
-    assert batch["Resource"] == arns["generate_batch"] == "arn:aws:lambda:us-east-1:000000000000:function:docmill-generate-batch"
+    assert (
+        batch["Resource"]
+        == arns["generate_batch"]
+        == "arn:aws:lambda:us-east-1:000000000000:function:docmill-generate-batch"
+    )
 
 
 def test_state_machine_logs_all_events_and_traces(synth: Synth) -> None:
-    machine = next(r for lid, r in synth.resources("AWS::StepFunctions::StateMachine").items()
-                   if lid.startswith("GenerationStateMachine"))
+    machine = next(
+        r
+        for lid, r in synth.resources("AWS::StepFunctions::StateMachine").items()
+        if lid.startswith("GenerationStateMachine")
+    )
     props = machine["Properties"]
     assert props["LoggingConfiguration"]["Level"] == "ALL"
     assert props["LoggingConfiguration"]["Destinations"][0]["CloudWatchLogsLogGroup"]["LogGroupArn"][
-        "Fn::GetAtt"][0].startswith("GenerationWorkflowLogs")
+        "Fn::GetAtt"
+    ][0].startswith("GenerationWorkflowLogs")
     assert props["TracingConfiguration"] == {"Enabled": True}
 
 
 def test_generate_batch_and_assemble_run_the_container_image(synth: Synth) -> None:
     fns = synth.resources("AWS::Lambda::Function")
-    cmds = {lid.rstrip("0123456789ABCDEF"): r["Properties"].get("ImageConfig", {}).get("Command")
-            for lid, r in fns.items() if lid.startswith("Generation")}
+    cmds = {
+        lid.rstrip("0123456789ABCDEF"): r["Properties"].get("ImageConfig", {}).get("Command")
+        for lid, r in fns.items()
+        if lid.startswith("Generation")
+    }
     assert cmds["GenerationGenerateBatch"] == ["functions.generation.generate_batch.handler"]
     assert cmds["GenerationAssemble"] == ["functions.generation.assemble.handler"]
     plan = next(r for lid, r in fns.items() if lid.startswith("GenerationPlan"))["Properties"]
@@ -90,7 +103,9 @@ def test_function_overrides_and_unknown_references(synth: Synth) -> None:
     asl = workflow.generation_asl(synth.template, functions={"plan": "arn:aws:lambda:eu-west-1:1:function:p"})
     assert asl["States"]["PlanBatches"]["Resource"] == "arn:aws:lambda:eu-west-1:1:function:p"
     broken = json.loads(json.dumps(synth.template))
-    machine = next(r for r in broken["Resources"].values() if r.get("Metadata", {}).get(workflow.METADATA_KEY))
+    machine = next(
+        r for r in broken["Resources"].values() if r.get("Metadata", {}).get(workflow.METADATA_KEY)
+    )
     machine["Metadata"][workflow.METADATA_KEY]["tasks"].pop("plan")
     with pytest.raises(ValueError, match="no local binding"):
         workflow.generation_asl(broken)
@@ -101,6 +116,9 @@ def test_command_line_prints_the_asl(synth: Synth, tmp_path) -> None:
     template.write_text(json.dumps(synth.template))
     out = io.StringIO()
     with redirect_stdout(out):
-        assert workflow.main(["--template", str(template), "--datasets-bucket", "b", "--region", "eu-west-1"]) == 0
+        assert (
+            workflow.main(["--template", str(template), "--datasets-bucket", "b", "--region", "eu-west-1"])
+            == 0
+        )
     printed = json.loads(out.getvalue())
     assert printed["States"]["PlanBatches"]["Resource"].startswith("arn:aws:lambda:eu-west-1:")

@@ -9,7 +9,11 @@ from tests.infra.conftest import Synth, as_list, statements
 
 DATA_SERVICES = ("s3:", "es:", "aoss:", "kms:", "sqs:", "sagemaker:", "secretsmanager:", "dynamodb:")
 # CDK's own singleton custom-resource functions (bucket notifications, log retention, ...).
-CDK_INTERNAL = ("BucketNotificationsHandler", "AWS679f53fac002430cb0da5b7982bd2287", "CustomS3AutoDeleteObjects")
+CDK_INTERNAL = (
+    "BucketNotificationsHandler",
+    "AWS679f53fac002430cb0da5b7982bd2287",
+    "CustomS3AutoDeleteObjects",
+)
 
 
 def _ours(synth: Synth) -> list[tuple[str, dict]]:
@@ -17,14 +21,21 @@ def _ours(synth: Synth) -> list[tuple[str, dict]]:
 
 
 def test_no_wildcard_actions_on_data_services(synth: Synth) -> None:
-    offenders = [(lid, a) for lid, st in _ours(synth) for a in as_list(st["Action"])
-                 if a.startswith(DATA_SERVICES) and "*" in a]
+    offenders = [
+        (lid, a)
+        for lid, st in _ours(synth)
+        for a in as_list(st["Action"])
+        if a.startswith(DATA_SERVICES) and "*" in a
+    ]
     assert offenders == []
 
 
 def test_resource_star_only_for_apis_without_resource_level_permissions(synth: Synth) -> None:
-    offenders = [(lid, st["Action"]) for lid, st in _ours(synth)
-                 if "*" in as_list(st["Resource"]) and not set(as_list(st["Action"])) <= NO_RESOURCE_LEVEL]
+    offenders = [
+        (lid, st["Action"])
+        for lid, st in _ours(synth)
+        if "*" in as_list(st["Resource"]) and not set(as_list(st["Action"])) <= NO_RESOURCE_LEVEL
+    ]
     assert offenders == []
 
 
@@ -40,7 +51,9 @@ def test_plan_writes_only_under_the_work_prefix(synth: Synth) -> None:
     plan = [st for lid, st in statements(synth.template, "GenerationPlanServiceRoleDefaultPolicy")]
     writes = [st for st in plan if "s3:PutObject" in as_list(st["Action"])]
     assert writes and all(json.dumps(st["Resource"]).endswith('/_work/*"]]}') for st in writes)
-    listing = [st for st in plan if "s3:ListBucket" in as_list(st["Action"]) and "StorageDatasets" in json.dumps(st)]
+    listing = [
+        st for st in plan if "s3:ListBucket" in as_list(st["Action"]) and "StorageDatasets" in json.dumps(st)
+    ]
     assert listing[0]["Condition"] == {"StringLike": {"s3:prefix": ["_work/*"]}}
 
 

@@ -23,8 +23,14 @@ def test_route_is_a_small_zip_function_with_the_library_layer(synth: Synth) -> N
     assert layer["Ref"].startswith("CodeLibraryLayer")
     assert route["TracingConfig"] == {"Mode": "Active"}
     env = route["Environment"]["Variables"]
-    for key in ("DOCMILL_AWS__RAW_BUCKET", "DOCMILL_AWS__PROCESS_FUNCTION", "DOCMILL_AWS__INGEST_STATE_MACHINE_ARN",
-                "DOCMILL_AWS__LARGE_FILE_BYTES", "DOCMILL_OPENSEARCH__URL", "DOCMILL_AWS__ECS_TASK_DEFINITION"):
+    for key in (
+        "DOCMILL_AWS__RAW_BUCKET",
+        "DOCMILL_AWS__PROCESS_FUNCTION",
+        "DOCMILL_AWS__INGEST_STATE_MACHINE_ARN",
+        "DOCMILL_AWS__LARGE_FILE_BYTES",
+        "DOCMILL_OPENSEARCH__URL",
+        "DOCMILL_AWS__ECS_TASK_DEFINITION",
+    ):
         assert key in env, key
     assert env["DOCMILL_AWS__LARGE_FILE_BYTES"] == str(50 * 1024 * 1024)
 
@@ -50,8 +56,11 @@ def test_process_is_the_container_image_sized_for_parsing(synth: Synth) -> None:
 
 
 def test_failed_async_process_invocations_land_in_the_dlq(synth: Synth) -> None:
-    configs = [c for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
-               if c["Properties"]["FunctionName"]["Ref"].startswith("IngestionProcess")]
+    configs = [
+        c
+        for c in synth.resources("AWS::Lambda::EventInvokeConfig").values()
+        if c["Properties"]["FunctionName"]["Ref"].startswith("IngestionProcess")
+    ]
     (config,) = configs
     assert config["Properties"]["MaximumRetryAttempts"] == 2
     dest = config["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
@@ -77,10 +86,15 @@ def test_ecs_task_runs_the_same_image_with_the_task_module(synth: Synth) -> None
 
 
 def test_large_files_go_through_a_choice_to_ecs_run_task_sync(synth: Synth) -> None:
-    machines = {lid: r for lid, r in synth.resources("AWS::StepFunctions::StateMachine").items()
-                if lid.startswith("IngestionLargeFileWorkflow")}
+    machines = {
+        lid: r
+        for lid, r in synth.resources("AWS::StepFunctions::StateMachine").items()
+        if lid.startswith("IngestionLargeFileWorkflow")
+    }
     (machine,) = machines.values()
-    text = "".join(p if isinstance(p, str) else "<ref>" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1])
+    text = "".join(
+        p if isinstance(p, str) else "<ref>" for p in machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    )
     asl = json.loads(text)
     choice = asl["States"]["BySize"]
     assert choice["Type"] == "Choice"
@@ -88,7 +102,13 @@ def test_large_files_go_through_a_choice_to_ecs_run_task_sync(synth: Synth) -> N
     assert choice["Choices"][0]["Or"][0] == {"Variable": "$.size", "NumericGreaterThanEquals": 52428800}
     ecs = asl["States"]["ProcessInEcs"]
     assert ecs["Resource"].endswith(":states:::ecs:runTask.sync")
-    env = {e["Name"]: e["Value.$"] for e in ecs["Parameters"]["Overrides"]["ContainerOverrides"][0]["Environment"]}
-    assert env == {"DOCMILL_OBJECT_BUCKET": "$.bucket", "DOCMILL_OBJECT_KEY": "$.key",
-                   "DOCMILL_OBJECT_VERSION_ID": "$.version_id"}
+    env = {
+        e["Name"]: e["Value.$"]
+        for e in ecs["Parameters"]["Overrides"]["ContainerOverrides"][0]["Environment"]
+    }
+    assert env == {
+        "DOCMILL_OBJECT_BUCKET": "$.bucket",
+        "DOCMILL_OBJECT_KEY": "$.key",
+        "DOCMILL_OBJECT_VERSION_ID": "$.version_id",
+    }
     assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}

@@ -6,17 +6,29 @@ from tests.infra.conftest import Synth
 
 
 def _alarms(synth: Synth) -> dict[str, dict]:
-    return {lid.rstrip("0123456789ABCDEF").removeprefix("Monitoring"): r["Properties"]
-            for lid, r in synth.resources("AWS::CloudWatch::Alarm").items()}
+    return {
+        lid.rstrip("0123456789ABCDEF").removeprefix("Monitoring"): r["Properties"]
+        for lid, r in synth.resources("AWS::CloudWatch::Alarm").items()
+    }
 
 
 def test_alarms_cover_dlq_failed_files_workflows_and_the_endpoint(synth: Synth) -> None:
     alarms = _alarms(synth)
-    assert set(alarms) == {"DlqDepth", "FilesFailed", "GenerationFailed", "GenerationTimedOut", "Endpoint5xx",
-                           "EndpointLatency", "LargeFileFailed"}
+    assert set(alarms) == {
+        "DlqDepth",
+        "FilesFailed",
+        "GenerationFailed",
+        "GenerationTimedOut",
+        "Endpoint5xx",
+        "EndpointLatency",
+        "LargeFileFailed",
+    }
     assert alarms["DlqDepth"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarms["DlqDepth"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0].startswith("StorageEventsDlq")
-    assert (alarms["FilesFailed"]["Namespace"], alarms["FilesFailed"]["MetricName"]) == ("docmill", "FilesFailed")
+    assert (alarms["FilesFailed"]["Namespace"], alarms["FilesFailed"]["MetricName"]) == (
+        "docmill",
+        "FilesFailed",
+    )
     assert alarms["GenerationFailed"]["MetricName"] == "ExecutionsFailed"
     assert alarms["Endpoint5xx"]["MetricName"] == "Invocation5XXErrors"
     dims = {d["Name"]: d["Value"] for d in alarms["Endpoint5xx"]["Dimensions"]}
@@ -27,7 +39,7 @@ def test_alarms_cover_dlq_failed_files_workflows_and_the_endpoint(synth: Synth) 
 
 
 def test_alarms_notify_an_encrypted_topic(synth: Synth) -> None:
-    (topic_lid, topic), = synth.resources("AWS::SNS::Topic").items()
+    ((topic_lid, topic),) = synth.resources("AWS::SNS::Topic").items()
     assert topic["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0].startswith("MonitoringTopicKey")
     for name, alarm in _alarms(synth).items():
         assert alarm["AlarmActions"] == [{"Ref": topic_lid}], name

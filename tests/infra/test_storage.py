@@ -18,22 +18,36 @@ def _by_prefix(synth: Synth, prefix: str) -> tuple[str, dict]:
 def test_four_buckets_all_block_public_access(synth: Synth) -> None:
     buckets = _buckets(synth)
     assert {lid.rstrip("0123456789ABCDEF") for lid in buckets} == {
-        "StorageAccessLogs", "StorageRaw", "StorageProcessed", "StorageDatasets"}
+        "StorageAccessLogs",
+        "StorageRaw",
+        "StorageProcessed",
+        "StorageDatasets",
+    }
     for lid, bucket in buckets.items():
         block = bucket["Properties"]["PublicAccessBlockConfiguration"]
-        assert block == {"BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
-                         "RestrictPublicBuckets": True}, lid
+        assert block == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }, lid
 
 
 def test_data_buckets_use_the_kms_key_and_log_to_the_access_log_bucket(synth: Synth) -> None:
     logs_lid, logs_bucket = _by_prefix(synth, "StorageAccessLogs")
-    assert logs_bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
-        "ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"  # log delivery needs SSE-S3
+    assert (
+        logs_bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+            "ServerSideEncryptionByDefault"
+        ]["SSEAlgorithm"]
+        == "AES256"
+    )  # log delivery needs SSE-S3
     for name in ("StorageRaw", "StorageProcessed", "StorageDatasets"):
         _, bucket = _by_prefix(synth, name)
         sse = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
         assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] == "aws:kms"
-        assert sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0].startswith("StorageDataKey")
+        assert sse["ServerSideEncryptionByDefault"]["KMSMasterKeyID"]["Fn::GetAtt"][0].startswith(
+            "StorageDataKey"
+        )
         assert sse["BucketKeyEnabled"] is True
         assert bucket["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == {"Ref": logs_lid}
     keys = synth.resources("AWS::KMS::Key")
@@ -72,11 +86,20 @@ def test_object_created_and_removed_events_go_to_the_queue(synth: Synth) -> None
     queue_lids = {c["QueueArn"]["Fn::GetAtt"][0] for c in configs}
     assert len(queue_lids) == 1 and next(iter(queue_lids)).startswith("StorageEvents")
     # S3 may only send from the raw bucket.
-    queue_policies = [p for p in synth.resources("AWS::SQS::QueuePolicy").values()
-                      if {"Ref": next(iter(queue_lids))} in p["Properties"]["Queues"]]
-    allow_s3 = [st for p in queue_policies for st in p["Properties"]["PolicyDocument"]["Statement"]
-                if st.get("Principal") == {"Service": "s3.amazonaws.com"}]
-    assert allow_s3 and allow_s3[0]["Condition"]["ArnLike"]["aws:SourceArn"] == {"Fn::GetAtt": [raw_lid, "Arn"]}
+    queue_policies = [
+        p
+        for p in synth.resources("AWS::SQS::QueuePolicy").values()
+        if {"Ref": next(iter(queue_lids))} in p["Properties"]["Queues"]
+    ]
+    allow_s3 = [
+        st
+        for p in queue_policies
+        for st in p["Properties"]["PolicyDocument"]["Statement"]
+        if st.get("Principal") == {"Service": "s3.amazonaws.com"}
+    ]
+    assert allow_s3 and allow_s3[0]["Condition"]["ArnLike"]["aws:SourceArn"] == {
+        "Fn::GetAtt": [raw_lid, "Arn"]
+    }
 
 
 def test_queue_redrives_to_the_dlq_and_both_are_encrypted(synth: Synth) -> None:

@@ -31,8 +31,11 @@ def test_domain_is_in_the_vpc_encrypted_https_only_with_fine_grained_access(synt
 
 
 def test_domain_security_group_admits_https_from_workloads_only(synth: Synth) -> None:
-    ingress = [r["Properties"] for r in synth.resources("AWS::EC2::SecurityGroupIngress").values()
-               if r["Properties"]["GroupId"]["Fn::GetAtt"][0].startswith("VectorStoreSg")]
+    ingress = [
+        r["Properties"]
+        for r in synth.resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"]["Fn::GetAtt"][0].startswith("VectorStoreSg")
+    ]
     assert len(ingress) == 1
     assert (ingress[0]["FromPort"], ingress[0]["ToPort"]) == (443, 443)
     assert ingress[0]["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("NetworkWorkloadSg")
@@ -42,11 +45,20 @@ def test_index_custom_resource_carries_the_mapping_parameters_and_role_mapping(s
     (index,) = synth.resources("Custom::DocmillIndex").values()
     p = index["Properties"]
     assert (p["Kind"], p["Index"], p["Dimension"], p["Engine"], p["SpaceType"]) == (
-        "domain", "docmill-chunks", 384, "faiss", "innerproduct")
+        "domain",
+        "docmill-chunks",
+        384,
+        "faiss",
+        "innerproduct",
+    )
     mapped = {r["Fn::GetAtt"][0] for r in p["BackendRoles"]}
     # Every role that reads or writes the index is mapped inside the domain.
-    for prefix in ("IngestionRouteServiceRole", "IngestionProcessServiceRole", "IngestionProcessTaskTaskRole",
-                   "GenerationGenerateBatchServiceRole"):
+    for prefix in (
+        "IngestionRouteServiceRole",
+        "IngestionProcessServiceRole",
+        "IngestionProcessTaskTaskRole",
+        "GenerationGenerateBatchServiceRole",
+    ):
         assert any(m.startswith(prefix) for m in mapped), prefix
     assert p["MasterSecretArn"]["Ref"].startswith("VectorStoreMasterUser")
     assert any(d.startswith("VectorStoreDomain") for d in index["DependsOn"])
@@ -56,7 +68,10 @@ def test_serverless_collection_has_encryption_network_and_data_access_policies(s
     tpl = synth.variants["variant-serverless"]
     (collection,) = synth.resources("AWS::OpenSearchServerless::Collection", tpl).values()
     assert collection["Properties"]["Type"] == "VECTORSEARCH"
-    policies = {r["Properties"]["Type"]: r for r in synth.resources("AWS::OpenSearchServerless::SecurityPolicy", tpl).values()}
+    policies = {
+        r["Properties"]["Type"]: r
+        for r in synth.resources("AWS::OpenSearchServerless::SecurityPolicy", tpl).values()
+    }
     assert set(policies) == {"encryption", "network"}
     enc = json.dumps(policies["encryption"]["Properties"]["Policy"])
     assert '\\"AWSOwnedKey\\":false' in enc and "KmsARN" in enc

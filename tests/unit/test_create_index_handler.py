@@ -12,9 +12,21 @@ import pytest
 
 from functions.create_index import handler as h
 
-PROPS = {"Kind": "domain", "Endpoint": "vpc-x.es.amazonaws.com", "Index": "docmill-chunks", "Dimension": 384,
-         "Engine": "faiss", "SpaceType": "innerproduct", "EfConstruction": 256, "M": 16, "Shards": 2,
-         "Replicas": 1, "Region": "us-east-1", "MasterSecretArn": "arn:secret", "BackendRoles": ["arn:role/a"]}
+PROPS = {
+    "Kind": "domain",
+    "Endpoint": "vpc-x.es.amazonaws.com",
+    "Index": "docmill-chunks",
+    "Dimension": 384,
+    "Engine": "faiss",
+    "SpaceType": "innerproduct",
+    "EfConstruction": 256,
+    "M": 16,
+    "Shards": 2,
+    "Replicas": 1,
+    "Region": "us-east-1",
+    "MasterSecretArn": "arn:secret",
+    "BackendRoles": ["arn:role/a"],
+}
 
 
 class RecordingClient(h.Client):
@@ -49,30 +61,38 @@ def test_serverless_mapping_leaves_shards_to_the_service() -> None:
 
 
 def test_missing_index_is_created_with_the_mapping() -> None:
-    client = RecordingClient({("HEAD", "/docmill-chunks"): [(404, None)], ("PUT", "/docmill-chunks"): [(200, {})]})
+    client = RecordingClient(
+        {("HEAD", "/docmill-chunks"): [(404, None)], ("PUT", "/docmill-chunks"): [(200, {})]}
+    )
     assert h.ensure_index(client, PROPS) == "created"
     assert client.calls[-1] == ("PUT", "/docmill-chunks", h.index_body(PROPS))
 
 
 def test_existing_index_with_the_same_dimension_is_kept() -> None:
     mapping = {"docmill-chunks": {"mappings": {"properties": {"embedding": {"dimension": 384}}}}}
-    client = RecordingClient({("HEAD", "/docmill-chunks"): [(200, None)],
-                              ("GET", "/docmill-chunks/_mapping"): [(200, mapping)]})
+    client = RecordingClient(
+        {("HEAD", "/docmill-chunks"): [(200, None)], ("GET", "/docmill-chunks/_mapping"): [(200, mapping)]}
+    )
     assert h.ensure_index(client, PROPS) == "exists"
     assert not [c for c in client.calls if c[0] == "PUT"]
 
 
 def test_existing_index_with_another_dimension_is_refused() -> None:
     mapping = {"docmill-chunks": {"mappings": {"properties": {"embedding": {"dimension": 768}}}}}
-    client = RecordingClient({("HEAD", "/docmill-chunks"): [(200, None)],
-                              ("GET", "/docmill-chunks/_mapping"): [(200, mapping)]})
+    client = RecordingClient(
+        {("HEAD", "/docmill-chunks"): [(200, None)], ("GET", "/docmill-chunks/_mapping"): [(200, mapping)]}
+    )
     with pytest.raises(h.IndexMismatch, match="768"):
         h.ensure_index(client, PROPS)
 
 
 def test_app_roles_are_mapped_to_an_index_scoped_role() -> None:
-    client = RecordingClient({("PUT", f"/_plugins/_security/api/roles/{h.APP_ROLE}"): [(200, {})],
-                              ("PUT", f"/_plugins/_security/api/rolesmapping/{h.APP_ROLE}"): [(200, {})]})
+    client = RecordingClient(
+        {
+            ("PUT", f"/_plugins/_security/api/roles/{h.APP_ROLE}"): [(200, {})],
+            ("PUT", f"/_plugins/_security/api/rolesmapping/{h.APP_ROLE}"): [(200, {})],
+        }
+    )
     h.map_app_roles(client, PROPS)
     role_body = client.calls[0][2]
     assert role_body["index_permissions"][0]["index_patterns"] == ["docmill-chunks"]
