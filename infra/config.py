@@ -141,6 +141,9 @@ class GenerationConfig(_Strict):
     max_concurrency: int = Field(4, ge=1, le=10000)
     batch_size: int = Field(16, ge=1)
     tolerated_failure_percentage: int = Field(20, ge=0, le=100)
+    # The batch manifest plan writes: "json" (one JSON array) is read by both AWS and the moto
+    # emulator behind `docmill dev`; "jsonl" (one batch per line) only by AWS, for huge manifests.
+    manifest_format: Literal["json", "jsonl"] = "json"
     batch_timeout_seconds: int = Field(900, ge=60, le=900)
     batch_memory_mb: int = Field(4096, ge=1024, le=10240)
     assemble_memory_mb: int = Field(4096, ge=1024, le=10240)

@@ -37,7 +37,7 @@ from infra import paths
 METADATA_KEY = "docmill:workflow"
 TASK_ROLES = ("plan", "generate_batch", "assemble")
 DEFAULT_REGION = "us-east-1"
-DEFAULT_ACCOUNT = "000000000000"  # what moto and LocalStack use
+DEFAULT_ACCOUNT = "123456789012"  # moto's default account (LocalStack uses 000000000000)
 
 
 def task_arns(

@@ -1,14 +1,21 @@
-"""Generation workflow: plan -> Distributed Map over chunk batches -> assemble (Step Functions).
+"""Generation workflow: settings -> plan -> Distributed Map over chunk batches -> assemble.
 
-- Plan (zip Lambda + library layer) writes a JSONL manifest of batches to the datasets bucket
-  under ``_work/`` and returns ``{"manifest_bucket", "manifest_key", "run_id", ...}``.
-- GenerateBatches (Distributed Map) reads that manifest with an ItemReader (JSONL), runs
-  ``generate_batch`` (container Lambda: it embeds questions for retrieval) for each line with
-  ``MaxConcurrency`` from the stage config (sized to the LLM endpoint), retries throttling and
-  transient errors with exponential backoff, and records a failed batch instead of failing the
-  run (per-item Catch; ``ToleratedFailurePercentage`` bounds what the Catch cannot absorb).
-  Results go to S3 (ResultWriter) so a large run never hits the 256 KiB state payload limit.
-- Assemble (container Lambda) reads the result manifest, dedups, splits and writes the datasets.
+Contract with the handlers (functions/generation/*.py, issue #5); each task's Resource is the
+function itself (payload-response-only), so a task's input is the Lambda event and its result the
+handler's return value:
+- plan gets the execution input plus ``settings`` ({"batch_size", "manifest_format",
+  "tolerated_failure_percentage", "results_prefix"}), writes the batch manifest (``json``: one
+  JSON array; ``jsonl``: one batch per line) to the datasets bucket under ``_work/`` and returns
+  at least ``{"manifest_key": ..., "run_id": ...}`` (stored at ``$.plan``);
+- generate_batch gets ``{"batch": <one manifest item>, "index": n, "run_id": ...}`` and writes its
+  shard to S3 (container Lambda: it embeds questions for retrieval). Retries: throttling and
+  transient errors with exponential backoff and jitter; after that the per-item Catch records
+  ``{"status": "failed", "batch", "error", "cause"}`` as that item's result and the run goes on;
+  ToleratedFailurePercentage bounds what the Catch cannot absorb;
+- the Map's results go to S3 (ResultWriter, ``_work/generation-results/``) so a large run never
+  hits the 256 KiB state payload limit;
+- assemble gets ``{"request": <state>, "plan": ..., "results": {"Bucket", "Key"}}`` (Key = the
+  ResultWriter's manifest.json) and writes the datasets; its result is stored at ``$.datasets``.
 
 The same definition runs locally: ``infra.workflow.generation_asl()`` returns the synthesised ASL
 with placeholder ARNs that ``docmill dev`` binds to in-process handlers.
@@ -84,7 +91,7 @@ class GenerationWorkflow(Construct):
         self.plan = lambda_.Function(
             self,
             "Plan",
-            description="docmill generation plan: write the JSONL batch manifest",
+            description="docmill generation plan: write the batch manifest",
             runtime=lambda_.Runtime.PYTHON_3_11,
             code=lambda_.Code.from_asset(str(paths.GENERATION_CODE)),
             handler=paths.PLAN_HANDLER,
@@ -131,6 +138,22 @@ class GenerationWorkflow(Construct):
             "assemble": self.assemble,
         }
 
+        # Run settings travel in the state input (``$.settings``), so the plan handler and the Map
+        # read the stage config from the definition itself, on AWS and in the local emulator alike.
+        # (ToleratedFailurePercentage goes through a Path: moto's ASL parser rejects an integer literal.)
+        settings = sfn.Pass(
+            self,
+            "Settings",
+            result=sfn.Result.from_object(
+                {
+                    "batch_size": config.batch_size,
+                    "manifest_format": config.manifest_format,
+                    "tolerated_failure_percentage": config.tolerated_failure_percentage,
+                    "results_prefix": RESULTS_PREFIX,
+                }
+            ),
+            result_path="$.settings",
+        )
         plan = tasks.LambdaInvoke(
             self,
             "PlanBatches",
@@ -138,7 +161,7 @@ class GenerationWorkflow(Construct):
             payload_response_only=True,
             retry_on_service_exceptions=False,
             result_path="$.plan",
-            comment="returns manifest_bucket/manifest_key of a JSONL file, one batch per line",
+            comment="writes the batch manifest under _work/ (datasets bucket); returns manifest_key, run_id",
         )
         plan.add_retry(
             errors=TASK_RETRY_ERRORS, interval=Duration.seconds(2), backoff_rate=2.0, max_attempts=3
@@ -173,20 +196,18 @@ class GenerationWorkflow(Construct):
         )
         batch.add_catch(record_failure, errors=["States.ALL"], result_path="$.error")
 
+        reader_cls = sfn.S3JsonItemReader if config.manifest_format == "json" else sfn.S3JsonLItemReader
         fan_out = sfn.DistributedMap(
             self,
             "GenerateBatches",
-            item_reader=sfn.S3JsonLItemReader(
-                bucket=datasets,
-                key=sfn.JsonPath.string_at("$.plan.manifest_key"),
-            ),
+            item_reader=reader_cls(bucket=datasets, key=sfn.JsonPath.string_at("$.plan.manifest_key")),
             item_selector={
                 "batch.$": "$$.Map.Item.Value",
                 "index.$": "$$.Map.Item.Index",
                 "run_id.$": "$.plan.run_id",
             },
             max_concurrency=config.max_concurrency,
-            tolerated_failure_percentage=config.tolerated_failure_percentage,
+            tolerated_failure_percentage_path="$.settings.tolerated_failure_percentage",
             result_writer_v2=sfn.ResultWriterV2(bucket=datasets, prefix=RESULTS_PREFIX),
             result_path="$.map",
             label="GenerateBatches",
@@ -212,7 +233,7 @@ class GenerationWorkflow(Construct):
             errors=TASK_RETRY_ERRORS, interval=Duration.seconds(5), backoff_rate=2.0, max_attempts=3
         )
 
-        definition = plan.next(fan_out).next(assemble).next(sfn.Succeed(self, "Done"))
+        definition = settings.next(plan).next(fan_out).next(assemble).next(sfn.Succeed(self, "Done"))
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",

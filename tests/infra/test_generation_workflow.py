@@ -18,9 +18,16 @@ def asl(synth: Synth) -> dict:
     return workflow.generation_asl(synth.template, datasets_bucket="ds-bucket")
 
 
-def test_plan_then_map_then_assemble(asl: dict) -> None:
+def test_settings_then_plan_then_map_then_assemble(asl: dict) -> None:
     states = asl["States"]
-    assert asl["StartAt"] == "PlanBatches"
+    assert asl["StartAt"] == "Settings"
+    assert states["Settings"]["Next"] == "PlanBatches"
+    assert states["Settings"]["Result"] == {
+        "batch_size": 16,
+        "manifest_format": "json",
+        "tolerated_failure_percentage": 20,
+        "results_prefix": "_work/generation-results/",
+    }
     assert states["PlanBatches"]["Next"] == "GenerateBatches"
     assert states["GenerateBatches"]["Next"] == "AssembleDatasets"
     assert states["AssembleDatasets"]["Next"] == "Done" and states["Done"]["Type"] == "Succeed"
@@ -34,10 +41,10 @@ def test_distributed_map_reads_the_jsonl_manifest_with_configured_concurrency(
     assert fan_out["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     reader = fan_out["ItemReader"]
     assert reader["Resource"] == "arn:aws:states:::s3:getObject"
-    assert reader["ReaderConfig"]["InputType"] == "JSONL"
+    assert reader["ReaderConfig"]["InputType"] == "JSON"  # manifest_format "json" (cdk.json default)
     assert reader["Parameters"] == {"Bucket": "ds-bucket", "Key.$": "$.plan.manifest_key"}
     assert fan_out["MaxConcurrency"] == synth.stack.config.generation.max_concurrency == 4
-    assert fan_out["ToleratedFailurePercentage"] == 20
+    assert fan_out["ToleratedFailurePercentagePath"] == "$.settings.tolerated_failure_percentage"
     writer = fan_out["ResultWriter"]
     assert writer["Parameters"] == {"Bucket": "ds-bucket", "Prefix": "_work/generation-results/"}
 
@@ -68,7 +75,7 @@ def test_tasks_are_bound_to_the_placeholder_arns(asl: dict) -> None:
     assert (
         batch["Resource"]
         == arns["generate_batch"]
-        == "arn:aws:lambda:us-east-1:000000000000:function:docmill-generate-batch"
+        == "arn:aws:lambda:us-east-1:123456789012:function:docmill-generate-batch"
     )
 
 
