@@ -91,6 +91,11 @@ RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
         "latest revision).",
     ),
     (
+        re.compile(rf"^arn:<AWS::Partition>:ecs:{_R}:{_A}:task/<IngestionCluster[0-9A-F]{{8}}>/\*$"),
+        re.compile(r"^ecs:DescribeTasks$"),
+        "Tasks of the docmill cluster that route started; their ids are only known at run time.",
+    ),
+    (
         re.compile(r"^arn:<AWS::Partition>:s3:::[a-z0-9.-]+/[^*]*\*$"),
         re.compile(r"^s3:GetObject$"),
         "Model weights under the configured s3://bucket/prefix/ (llm.model_s3_uri), read by the "
