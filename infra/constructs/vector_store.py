@@ -50,6 +50,7 @@ class VectorStore(Construct):
         key: kms.IKey | None,
         log_retention_days: int,
         removal: RemovalPolicy,
+        layer: lambda_.ILayerVersion | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.config = config
@@ -80,6 +81,8 @@ class VectorStore(Construct):
             runtime=lambda_.Runtime.PYTHON_3_11,
             code=lambda_.Code.from_asset(str(paths.CREATE_INDEX_CODE)),
             handler=paths.CREATE_INDEX_HANDLER,
+            # The library layer gives it docmill's own index mapping (one source of truth).
+            layers=[layer] if layer is not None else None,
             timeout=Duration.minutes(10),
             memory_size=256,
             vpc=network.vpc,
@@ -364,7 +367,9 @@ class VectorStore(Construct):
             self._roles.append(role)  # type: ignore[arg-type]
         if self.domain is not None:
             self.domain.grant_index_read_write(self.index_name, grantee)
-            self.domain.grant_path_read("_cluster/health", grantee)  # store.health()
+            # The store sends bulk requests to /_bulk (documents name their index) and checks health.
+            self.domain.grant_path_read_write("_bulk", grantee)
+            self.domain.grant_path_read("_cluster/health", grantee)
         elif self.collection is not None:
             grantee.grant_principal.add_to_principal_policy(
                 iam.PolicyStatement(

@@ -44,6 +44,7 @@ class DocmillStack(Stack):
             key=self.storage.key,
             log_retention_days=config.log_retention_days,
             removal=removal,
+            layer=self.code.layer,
         )
         self.llm = LlmEndpoint(self, "Llm", config=config.llm)
 
