@@ -112,3 +112,13 @@ def test_large_files_go_through_a_choice_to_ecs_run_task_sync(synth: Synth) -> N
         "DOCMILL_OBJECT_VERSION_ID": "$.version_id",
     }
     assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}
+
+
+def test_the_image_is_built_with_the_extras_pyproject_defines(synth: Synth) -> None:
+    from infra.constructs.runtime_code import image_extras
+
+    assets = json.loads((synth.outdir / "docmill-dev.assets.json").read_text())
+    (docker,) = assets["dockerImages"].values()
+    assert docker["source"]["dockerFile"] == paths.DOCKERFILE
+    assert docker["source"]["dockerBuildArgs"] == {"DOCMILL_EXTRAS": image_extras()}
+    assert docker["source"]["platform"] == "linux/amd64"
