@@ -162,30 +162,27 @@ class Ingestion(Construct):
             self.route.add_environment(key, value)
 
     def route_environment(self) -> dict[str, str]:
+        """What route needs to hand a document on: the function, the thresholds, and either the
+        large-file state machine or what it takes to run the ECS task itself."""
         env = {
             "DOCMILL_AWS__PROCESS_FUNCTION": self.process.function_name,
             "DOCMILL_AWS__LARGE_FILE_BYTES": str(self.config.large_file_bytes),
             "DOCMILL_AWS__LARGE_FILE_PAGES": str(self.config.large_file_pages),
-            "DOCMILL_AWS__ECS_CLUSTER": self.cluster.cluster_arn,
-            "DOCMILL_AWS__ECS_TASK_DEFINITION": self.task_definition.task_definition_arn,
-            "DOCMILL_AWS__ECS_CONTAINER": PROCESS_CONTAINER,
-            "DOCMILL_AWS__ECS_SUBNETS": ",".join(
-                self._network.vpc.select_subnets(
-                    subnet_type=self._network.private_subnets.subnet_type
-                ).subnet_ids
-            ),
-            "DOCMILL_AWS__ECS_SECURITY_GROUPS": self._network.workload_sg.security_group_id,
         }
         if self.state_machine is not None:
             env["DOCMILL_AWS__INGEST_STATE_MACHINE_ARN"] = self.state_machine.state_machine_arn
+            return env
+        subnets = self._network.vpc.select_subnets(subnet_type=self._network.private_subnets.subnet_type)
+        env.update(
+            {
+                "DOCMILL_AWS__ECS_CLUSTER": self.cluster.cluster_arn,
+                "DOCMILL_AWS__ECS_TASK_DEFINITION": self.task_definition.task_definition_arn,
+                "DOCMILL_AWS__ECS_CONTAINER": PROCESS_CONTAINER,
+                "DOCMILL_AWS__ECS_SUBNETS": ",".join(subnets.subnet_ids),
+                "DOCMILL_AWS__ECS_SECURITY_GROUPS": self._network.workload_sg.security_group_id,
+            }
+        )
         return env
-
-    def set_environment(self, env: dict[str, str]) -> None:
-        """Cross-capability settings (buckets, vector store, ...) for route, process and the task."""
-        for key, value in env.items():
-            self.route.add_environment(key, value)
-            self.process.add_environment(key, value)
-            self.container.add_environment(key, value)
 
     @property
     def workers(self) -> list:

@@ -85,6 +85,17 @@ def test_without_the_large_file_workflow_route_runs_the_task_itself(stage_templa
     ]
     run_task = [st for st in policies if "ecs:RunTask" in json.dumps(st["Action"])]
     assert run_task, "route must be allowed to run the processing task"
+    route_env = next(
+        f["Properties"]["Environment"]["Variables"]
+        for lid, f in tpl["Resources"].items()
+        if lid.startswith("IngestionRoute") and f["Type"] == "AWS::Lambda::Function"
+    )
+    assert {
+        "DOCMILL_AWS__ECS_CLUSTER",
+        "DOCMILL_AWS__ECS_TASK_DEFINITION",
+        "DOCMILL_AWS__ECS_SUBNETS",
+    } <= set(route_env)
+    assert "DOCMILL_AWS__INGEST_STATE_MACHINE_ARN" not in route_env
     assert not _of_type(tpl, "AWS::CloudWatch::Alarm")
     assert not [lid for lid in tpl["Resources"] if lid.startswith("Monitoring")]
     for bucket in _of_type(tpl, "AWS::S3::Bucket"):
