@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
@@ -156,7 +157,7 @@ class Ingestion(Construct):
             self.state_machine.grant_start_execution(self.route)
         else:
             self.task_definition.grant_run(self.route)
-            self.route.add_to_role_policy(_run_task_scope(self.cluster, self.task_definition))
+            self.route.add_to_role_policy(_run_task_scope(self.cluster))
 
         for key, value in self.route_environment().items():
             self.route.add_environment(key, value)
@@ -266,15 +267,9 @@ class Ingestion(Construct):
         )
 
 
-def _run_task_scope(cluster: ecs.Cluster, task_def: ecs.TaskDefinition):
-    from aws_cdk import aws_iam as iam
-
-    # Route reports the tasks it started (DescribeTasks) in its logs; scoped to this cluster's tasks.
-    return iam.PolicyStatement(
-        actions=["ecs:DescribeTasks"],
-        resources=[
-            Stack.of(cluster).format_arn(
-                service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*"
-            )
-        ],
+def _run_task_scope(cluster: ecs.Cluster) -> iam.PolicyStatement:
+    """Route checks on the tasks it started (DescribeTasks); scoped to this cluster's tasks."""
+    task_arn = Stack.of(cluster).format_arn(
+        service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*"
     )
+    return iam.PolicyStatement(actions=["ecs:DescribeTasks"], resources=[task_arn])

@@ -6,11 +6,11 @@ Access model
   (KMS) and node-to-node, HTTPS only with TLS 1.2, fine-grained access control. The master user
   is an internal user whose password is generated into Secrets Manager. Application roles sign
   with SigV4 and are mapped by the custom resource to a ``docmill_app`` role on the index only.
-- serverless: encryption policy, a network policy that only admits the stack's VPC endpoint, and
-  a data-access policy naming exactly the granted roles.
+- serverless: encryption policy (the data key when there is one), a network policy that only
+  admits the stack's VPC endpoint, and a data-access policy naming exactly the granted roles.
 ``grant_read_write(grantee)`` gives a role IAM access AND inside-the-store access; the stack calls
-``finalize()`` once after its grants, which creates the index custom resource (domain: with the role
-mapping) and the Serverless data-access policy naming exactly the granted roles.
+``finalize()`` once after its grants, which creates the data-access policy (Serverless) and the
+index custom resource (domain: with the role mapping).
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ class VectorStore(Construct):
             "SpaceType": config.space_type,
             "EfConstruction": config.ef_construction,
             "M": config.m,
+            "EfSearch": config.ef_search,
             "Shards": config.shards,
             "Replicas": config.replicas,
             "Region": stack.region,
@@ -388,4 +389,7 @@ class VectorStore(Construct):
             "DOCMILL_OPENSEARCH__SERVICE": self.service,
             "DOCMILL_OPENSEARCH__ENGINE": self.config.engine,
             "DOCMILL_OPENSEARCH__SPACE_TYPE": self.config.space_type,
+            "DOCMILL_OPENSEARCH__EF_CONSTRUCTION": str(self.config.ef_construction),
+            "DOCMILL_OPENSEARCH__M": str(self.config.m),
+            "DOCMILL_OPENSEARCH__EF_SEARCH": str(self.config.ef_search),
         }
