@@ -28,16 +28,9 @@ from infra import paths
 from infra.config import IngestionConfig
 from infra.constructs.network import Network, retention
 from infra.constructs.runtime_code import RuntimeCode
+from infra.errors import task_retry_errors
 
 PROCESS_CONTAINER = "process"
-# Errors worth retrying in workflow tasks (docmill.errors codes + service throttling).
-TRANSIENT_ERRORS = [
-    "TransientError",
-    "Lambda.TooManyRequestsException",
-    "Lambda.ServiceException",
-    "Lambda.SdkClientException",
-    "Lambda.AWSLambdaException",
-]
 
 
 class Ingestion(Construct):
@@ -202,7 +195,7 @@ class Ingestion(Construct):
             result_path="$.result",
         )
         invoke.add_retry(
-            errors=TRANSIENT_ERRORS,
+            errors=task_retry_errors(),
             interval=Duration.seconds(5),
             backoff_rate=2.0,
             max_attempts=4,
