@@ -255,3 +255,37 @@ class FakeModel:
                 }
             )
         return json.dumps(items)
+
+
+def make_record(
+    rid: str,
+    question: str,
+    *,
+    chosen: str = "The pump is inspected every two weeks by the valve team.",
+    rejected: str = "Probably monthly.",
+    chosen_scores: tuple[int, int, int] = (5, 5, 5),
+    rejected_scores: tuple[int, int, int] = (2, 1, 2),
+    answerable: bool = True,
+    source_uri: str = "s3://raw/doc-0.pdf",
+    order: tuple[int, int, int] = (0, 0, 0),
+) -> Any:
+    """A GeneratedRecord with just the fields curation and assembly look at set meaningfully."""
+    from docmill.generation.models import GeneratedRecord, JudgeScores, SourceRef
+
+    def scores(t: tuple[int, int, int], ans: bool) -> JudgeScores:
+        return JudgeScores(relevance=t[0], groundedness=t[1], helpfulness=t[2], answerable=ans, score=round(sum(t) / 3, 4))
+
+    return GeneratedRecord(
+        id=rid,
+        collection="handbook",
+        question_type="factual",
+        instruction=question,
+        chosen=chosen,
+        rejected=rejected,
+        rejected_strategy="no_context",
+        source=SourceRef(chunk_id=f"chunk-{rid}", source_uri=source_uri),
+        judge_chosen=scores(chosen_scores, answerable),
+        judge_rejected=scores(rejected_scores, answerable),
+        model_id="test",
+        order=list(order),
+    )
