@@ -201,7 +201,8 @@ class FakeModel:
     """Plays every stage from the prompt. Questions quote sentences of the passage, so they
     are answerable and retrieve their source; answers cite [1]; the judge scores answers with a
     citation high and those without low. ``faults`` maps a stage to a list of replies to use
-    (in order) instead of the normal one, e.g. ``{"judge": ["not json"]}``."""
+    (in order, corrective retries included) instead of the normal one, e.g.
+    ``{"judge": ["not json"]}``."""
 
     def __init__(self, faults: dict[str, list[str]] | None = None, *, unanswerable_marker: str | None = None) -> None:
         self.faults = {k: list(v) for k, v in (faults or {}).items()}
@@ -211,14 +212,11 @@ class FakeModel:
 
     def __call__(self, messages: list[ChatMessage]) -> str:
         stage = stage_of(messages)
-        corrective = messages[-1].content.startswith("Your previous reply could not be used")
         with self.lock:
             self.stage_calls[stage] = self.stage_calls.get(stage, 0) + 1
             queued = self.faults.get(stage)
-            if queued and not corrective:
+            if queued:  # corrective retries consume faults too
                 return queued.pop(0)
-        if corrective:
-            stage = stage_of(messages[:1])
         last = next(m.content for m in reversed(messages) if m.role == "user" and not m.content.startswith("Your previous"))
         if stage == "question":
             return self._questions(last)

@@ -19,7 +19,8 @@ import io
 import json
 import tarfile
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,14 +67,34 @@ def _jsonl_bytes(records: Sequence[Mapping[str, Any]]) -> bytes:
     return ("\n".join(json.dumps(r, ensure_ascii=False) for r in records) + "\n").encode("utf-8")
 
 
+@contextmanager
+def _quiet_datasets() -> Iterator[None]:
+    """No per-split progress bars in CLI output or logs."""
+    from datasets import utils as ds_utils
+
+    was_disabled = ds_utils.are_progress_bars_disabled()
+    ds_utils.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            ds_utils.enable_progress_bars()
+
+
 def _hf_tarball(name: str, fmt: str, rows: dict[str, list[dict[str, Any]]], with_system: bool) -> bytes:
     from datasets import Dataset, DatasetDict
 
     features = hf_features(fmt, with_system=with_system)
-    dd = DatasetDict({split: Dataset.from_list(rows[split], features=features) for split in SPLITS})
+    def split_dataset(records: list[dict[str, Any]]) -> Dataset:
+        if not records:  # from_list([]) would drop the columns; an empty split keeps them
+            return Dataset.from_dict({name: [] for name in features}, features=features)
+        return Dataset.from_list(records, features=features)
+
+    dd = DatasetDict({split: split_dataset(rows[split]) for split in SPLITS})
     with tempfile.TemporaryDirectory(prefix="docmill-hf-") as tmp:
         target = Path(tmp) / name
-        dd.save_to_disk(str(target))
+        with _quiet_datasets():
+            dd.save_to_disk(str(target))
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             tar.add(str(target), arcname=name)

@@ -191,6 +191,7 @@ class BatchReport(BaseModel):
 
 class BatchSpec(BaseModel):
     batch_id: str
+    index: int = 0  # position in the plan: records sort by (batch, chunk, question)
     key: str  # object key of the batch input (chunks JSONL) in the work store
     chunk_ids: list[str]
 

@@ -268,7 +268,14 @@ def plan(
         batch_id = f"b{start // config.batch_size:05d}"
         members = sampled[start : start + config.batch_size]
         batch_inputs[batch_id] = [BatchChunk(chunk=c, distractors=_pick_distractors(c, usable, rng)) for c in members]
-        batches.append(BatchSpec(batch_id=batch_id, key=f"batches/{batch_id}.jsonl", chunk_ids=[c.chunk_id for c in members]))
+        batches.append(
+            BatchSpec(
+                batch_id=batch_id,
+                index=len(batches),
+                key=f"batches/{batch_id}.jsonl",
+                chunk_ids=[c.chunk_id for c in members],
+            )
+        )
     budget = config.budget_tokens
     result = GenerationPlan(
         run_id=run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6],
@@ -681,7 +688,9 @@ class GenerationEngine:
             for spec, chunks in batches
         ]
         work: list[tuple[int, int, _Sink, BatchChunk]] = [
-            (bi, ci, sinks[bi], bc) for bi, (_, chunks) in enumerate(batches) for ci, bc in enumerate(chunks)
+            (spec.index, ci, sinks[pos], bc)
+            for pos, (spec, chunks) in enumerate(batches)
+            for ci, bc in enumerate(chunks)
         ]
         self.chunks_total = len(work)
         for sink in sinks:
