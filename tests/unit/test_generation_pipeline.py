@@ -229,6 +229,10 @@ def test_plan_batches_and_assemble_as_separate_steps_match_the_in_process_run(tm
         res = generate_batch(work, spec.batch_id, llm=ScriptedLLM(FakeModel()), store=store, embedder=embedder)
         assert res.complete and res.records == 2 * len(spec.chunk_ids)
         assert work.exists(f"shards/{spec.batch_id}.jsonl")
+    # A retried map task finds its complete shard and makes no call
+    again = ScriptedLLM(FakeModel())
+    res = generate_batch(work, "b00001", llm=again, store=store, embedder=embedder)
+    assert res.reused and res.records == 10 and again.attempts == 0
     out = LocalStore(tmp_path / "distributed")
     assembled = assemble(work, out)
     assert assembled.counts == full.assembled["counts"]

@@ -790,6 +790,7 @@ class BatchResult(BaseModel):
     stopped: str | None = None
     drops: dict[str, int] = Field(default_factory=dict)
     tokens_used: int = 0
+    reused: bool = False  # an existing complete shard was kept
 
 
 def generate_batch(
@@ -802,15 +803,32 @@ def generate_batch(
     prompts: PromptSet | None = None,
     progress: ProgressCallback | None = None,
     budget_tokens: int | None = None,
+    overwrite: bool = False,
 ) -> BatchResult:
     """One batch of the plan -> ``shards/<batch_id>.jsonl`` (+ report). The workflow's map task.
 
     Uses the plan's config and prompts, so every batch of a run behaves the same; the token
-    budget is the plan's per-batch share unless ``budget_tokens`` is given."""
+    budget is the plan's per-batch share unless ``budget_tokens`` is given. A batch whose
+    complete shard already exists is not generated again (a retried task costs no tokens)
+    unless ``overwrite``."""
     p = load_plan(work)
     spec = next((b for b in p.batches if b.batch_id == batch_id), None)
     if spec is None:
         raise ConfigurationError(f"batch {batch_id!r} is not in the plan at {work.uri('plan.json')}")
+    report_key = f"shards/{batch_id}.report.json"
+    if not overwrite and work.exists(report_key) and work.exists(f"shards/{batch_id}.jsonl"):
+        done = BatchReport.model_validate(work.read_json(report_key))
+        if done.complete:
+            return BatchResult(
+                batch_id=batch_id,
+                shard=work.uri(f"shards/{batch_id}.jsonl"),
+                records=done.records,
+                complete=True,
+                stopped=done.stopped,
+                drops=done.drops,
+                tokens_used=done.tokens_used,
+                reused=True,
+            )
     chunks = load_batch(work, spec)
     engine = GenerationEngine(
         config=p.config,
