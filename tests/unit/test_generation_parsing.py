@@ -109,3 +109,11 @@ def test_citations_are_found_and_stripped():
     answer = "Economy is standard [1]. Business needs 8 hours [2][3], see also [1, 4]."
     assert cited_numbers(answer) == [1, 2, 3, 4]
     assert strip_citations(answer) == "Economy is standard. Business needs 8 hours, see also."
+
+
+def test_judge_accepts_labelled_scores_when_there_is_no_json():
+    parsed = parse_judge("Relevance: 4/5\nGroundedness - 2\nHelpfulness: 3\nAnswerable: no")
+    assert (parsed.verdict.relevance, parsed.verdict.groundedness, parsed.verdict.helpfulness) == (4, 2, 3)
+    assert parsed.verdict.answerable is False and parsed.repairs == ["labelled_text"]
+    with pytest.raises(OutputParseError):
+        parse_judge("Relevance: 4. The rest is fine.")

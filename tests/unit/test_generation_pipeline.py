@@ -168,6 +168,10 @@ def test_judge_json_failing_twice_is_counted_and_dropped_and_the_run_goes_on(tmp
     assert drops["question_json_invalid"] == 1  # the first chunk's questions failed twice
     # 3 chunks x 2 questions, minus the first chunk (no questions) and one failed judge
     assert result.assembled["records_generated"] == 3
+    samples = json.loads((out.root / "run_report.json").read_text())["parse_failure_samples"]
+    assert [(x["stage"], x["reply"]) for x in samples] == [
+        ("question", "{}"), ("question", "[]"), ("judge_chosen", "nope"), ("judge_chosen", "still nope")
+    ]
 
 
 def test_injected_throttling_and_timeouts_are_retried_by_the_client(tmp_path, store, embedder, chunks):

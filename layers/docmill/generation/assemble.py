@@ -156,6 +156,7 @@ def assemble(
     tokens_used = 0
     calls: list[dict[str, Any]] = []
     errors: list[str] = []
+    samples: list[dict[str, str]] = []
     stopped = None
     for rep in reports:
         gen_drops = merge_counts(gen_drops, rep.drops)
@@ -164,6 +165,7 @@ def assemble(
         tokens_used += rep.tokens_used
         calls.extend(c.model_dump() for c in rep.calls)
         errors.extend(rep.errors)
+        samples.extend(rep.parse_failure_samples)
         stopped = stopped or rep.stopped
     all_drops = merge_counts(gen_drops, curated.drops)
     pair_count = len(curated.pair_ids)
@@ -263,6 +265,7 @@ def assemble(
         "generation_seconds": round(generation_seconds, 3) if generation_seconds is not None else None,
         "batch_seconds": [r.seconds for r in reports],
         "errors": errors[:100],
+        "parse_failure_samples": samples[:20],
         "calls": calls[: cfg.keep_call_log],
         "calls_truncated": len(calls) > cfg.keep_call_log,
     }

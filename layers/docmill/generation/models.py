@@ -179,6 +179,7 @@ class BatchReport(BaseModel):
     stages: dict[str, StageStats] = Field(default_factory=dict)
     calls: list[CallLog] = Field(default_factory=list)
     errors: list[str] = Field(default_factory=list)
+    parse_failure_samples: list[dict[str, str]] = Field(default_factory=list)  # first few unusable replies
     tokens_used: int = 0
     seconds: float = 0.0
 

@@ -390,8 +390,35 @@ class JudgeParse:
     repairs: list[str]
 
 
+_KV_SCORE = {
+    name: re.compile(rf"{name}\W{{0,6}}(\d(?:\.\d+)?)(?:\s*/\s*5)?", re.IGNORECASE)
+    for name in ("relevance", "groundedness", "helpfulness")
+}
+_KV_ANSWERABLE = re.compile(r"answerable\W{0,6}(true|false|yes|no)", re.IGNORECASE)
+
+
+def _judge_from_labelled_text(text: str) -> dict[str, Any] | None:
+    """``Relevance: 4, Groundedness: 5 ...`` as small models often write instead of JSON."""
+    found: dict[str, Any] = {}
+    for name, pattern in _KV_SCORE.items():
+        match = pattern.search(text)
+        if not match:
+            return None
+        found[name] = match.group(1)
+    flag = _KV_ANSWERABLE.search(text)
+    if flag:
+        found["answerable"] = flag.group(1)
+    return found
+
+
 def parse_judge(text: str) -> JudgeParse:
-    parsed = parse_json(text)
+    try:
+        parsed = parse_json(text)
+    except OutputParseError:
+        labelled = _judge_from_labelled_text(text)
+        if labelled is None:
+            raise
+        parsed = Parsed(labelled, ["labelled_text"])
     value = parsed.value
     if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
         value = value[0]

@@ -405,6 +405,13 @@ class _Caller:
             )
         return response
 
+    @staticmethod
+    def _sample(sink: _Sink, stage: str, chunk_id: str, exc: OutputParseError, text: str) -> None:
+        if len(sink.report.parse_failure_samples) < 10:
+            sink.report.parse_failure_samples.append(
+                {"stage": stage, "chunk_id": chunk_id, "error": exc.message[:200], "reply": text[:400]}
+            )
+
     def _log(self, sink: _Sink, entry: CallLog) -> None:
         if len(sink.report.calls) < self.keep_calls:
             sink.report.calls.append(entry)
@@ -429,6 +436,7 @@ class _Caller:
                 st = sink.report.stage(stage)
                 st.parse_failures += 1
                 st.corrective_retries += 1
+                self._sample(sink, stage, chunk_id, exc, response.text)
             retry = [
                 *messages,
                 ChatMessage(role="assistant", content=response.text[:4000] or "(empty)"),
@@ -438,11 +446,12 @@ class _Caller:
             tokens += response.usage.input_tokens + response.usage.output_tokens
             try:
                 parsed = parser(response.text)
-            except OutputParseError:
+            except OutputParseError as exc:
                 with self.lock:
                     st = sink.report.stage(stage)
                     st.parse_failures += 1
                     st.dropped += 1
+                    self._sample(sink, stage, chunk_id, exc, response.text)
                 raise
         if getattr(parsed, "repairs", None):
             with self.lock:
