@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from docmill import __version__
 from docmill.datasets.card import render_card
-from docmill.datasets.formats import PREFERENCE_FORMATS, SPLITS, Example
+from docmill.datasets.formats import PREFERENCE_FORMATS, Example
 from docmill.datasets.splits import assign_splits
 from docmill.datasets.writer import SplitExample, write_datasets
 from docmill.generation.curation import curate
@@ -290,4 +290,4 @@ def assemble(
     )
 
 
-__all__ = ["AssembleResult", "assemble", "read_shards", "SPLITS"]
+__all__ = ["AssembleResult", "assemble", "read_shards"]

@@ -35,7 +35,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from docmill import __version__
 from docmill.embeddings.base import Embedder
 from docmill.errors import (
     BudgetExhausted,
@@ -471,7 +470,6 @@ class _QuestionTask:
     bc: BatchChunk
     item: QuestionItem
     hits: list[SearchHit]
-    question_tokens: int
 
 
 def record_id(collection: str, chunk_id: str, q_index: int, question: str) -> str:
@@ -673,7 +671,7 @@ class GenerationEngine:
             model_id=self.llm.model_id,
             prompts=self.prompts.refs(),
             params={k: v.model_dump(exclude_none=True) for k, v in self.params.items()},
-            usage={"tokens": tokens + t.question_tokens},
+            usage={"tokens": tokens},  # this question's own calls (answer, rejected, judges)
             order=[t.batch_index, t.chunk_index, t.q_index],
         )
 
@@ -749,9 +747,8 @@ class GenerationEngine:
                             self._finish_chunk(sink)
                             continue
                         outstanding[(bi, ci)] = len(items)
-                        qtokens = 0
                         for qi, (item, hits) in enumerate(items):
-                            ready.append(_QuestionTask(sink, bi, ci, qi, bc, item, hits, qtokens))
+                            ready.append(_QuestionTask(sink, bi, ci, qi, bc, item, hits))
                     else:
                         task: _QuestionTask = payload
                         if result is not None:
