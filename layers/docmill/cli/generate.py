@@ -154,6 +154,8 @@ def generate(
         )
         prompt_set = load_prompts([prompts, collection_prompts_dir(settings.home, collection)])
         store = _open_vector_store(settings)
+        if store is None:
+            raise ConfigurationError("generation retrieves context from a vector index: set DOCMILL_STORE to local or opensearch")
         chunks = list(collection_chunks(store, collection, tenant=settings.tenant, home=settings.home))
         if not chunks:
             raise ConfigurationError(f"collection {collection!r} has no chunks: run `docmill ingest` first")
