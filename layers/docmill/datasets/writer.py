@@ -94,7 +94,9 @@ def _hf_tarball(name: str, fmt: str, rows: dict[str, list[dict[str, Any]]], with
     with tempfile.TemporaryDirectory(prefix="docmill-hf-") as tmp:
         target = Path(tmp) / name
         with _quiet_datasets():
-            dd.save_to_disk(str(target))
+            # An empty split would be saved with no data file, which load_from_disk cannot read
+            # back (datasets 5.x): one (empty) shard keeps it loadable.
+            dd.save_to_disk(str(target), num_shards={split: 1 for split in SPLITS if not rows[split]})
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
             tar.add(str(target), arcname=name)
