@@ -279,3 +279,25 @@ def test_collection_chunks_reads_the_store_or_falls_back_to_ingested_files(tmp_p
     folder.joinpath("chunks.jsonl").write_text("\n".join(c.model_dump_json() for c in chunks[:2]) + "\n")
     from_files = list(collection_chunks(None, "handbook", home=tmp_path / "home"))
     assert [c.chunk_id for c in from_files] == [c.chunk_id for c in chunks[:2]]
+
+
+def test_calls_run_concurrently_up_to_the_configured_limit(tmp_path, store, embedder, chunks):
+    import threading
+    import time
+
+    model = FakeModel()
+    lock = threading.Lock()
+    active = {"now": 0, "max": 0}
+
+    def reply(messages):
+        with lock:
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+        time.sleep(0.02)  # long enough for the other workers to start their calls
+        with lock:
+            active["now"] -= 1
+        return model(messages)
+
+    result, _ = run(tmp_path, store, embedder, chunks, ScriptedLLM(reply), config(concurrency=3))
+    assert result.assembled["records_generated"] == 24
+    assert active["max"] == 3

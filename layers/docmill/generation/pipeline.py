@@ -525,6 +525,7 @@ class GenerationEngine:
     def _chunk_task(self, sink: _Sink, bc: BatchChunk) -> list[tuple[QuestionItem, list[SearchHit]]] | None:
         chunk = bc.chunk
         if self.stop.is_set():
+            self._drop(sink, "chunk_not_started_budget")
             return None
         messages = question_messages(self.prompts, self.config, chunk)
         try:
