@@ -538,8 +538,12 @@ class GenerationEngine:
             self._drop(sink, "chunk_not_started_budget")
             return None
         messages = question_messages(self.prompts, self.config, chunk)
+        types = _question_types(self.config, chunk.chunk_id)
         try:
-            parsed, _ = self.caller.call_json(sink, "question", chunk.chunk_id, messages, self.params["question"], parse_questions)
+            parsed, _ = self.caller.call_json(
+                sink, "question", chunk.chunk_id, messages, self.params["question"],
+                lambda text: parse_questions(text, expected_types=types),
+            )
         except BudgetExhausted:
             self._budget_hit(sink, "chunk_budget_exhausted")
             return None
