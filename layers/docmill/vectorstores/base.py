@@ -89,6 +89,9 @@ class VectorStore(ABC):
         """Every chunk of a collection, ordered by (source_uri, chunk_index, chunk_id)."""
         raise VectorStoreError(f"{type(self).__name__} cannot list chunks")
 
+    def refresh(self) -> None:  # noqa: B027 - optional hook
+        """Make every write so far visible to searches (OpenSearch); a no-op where writes are."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or file handles."""
 
