@@ -183,3 +183,18 @@ def test_hybrid_search_lifts_keyword_matches(store):
     assert [h.chunk_id for h in store.search_hybrid("zygomorphic", query, 3, vector_weight=1.0)] == [
         h.chunk_id for h in plain
     ]
+
+
+def test_same_chunk_ids_in_two_collections_are_separate_documents(store):
+    # Given the same file ingested into two collections (chunk ids depend on URI+text+index only)
+    a = make_chunk("shared.pdf", 0, collection="alpha")
+    b = a.model_copy(update={"collection": "beta"})
+    assert a.chunk_id == b.chunk_id
+    # When both are upserted and one collection is deleted
+    store.upsert([a])
+    store.upsert([b])
+    assert store.count("alpha") == 1 and store.count("beta") == 1
+    store.delete_collection("alpha")
+    # Then the other collection still has its copy
+    assert [c.collection for c in store.iter_chunks("beta")] == ["beta"]
+    assert store.search(a.embedding, 5, SearchFilter(collection="beta"))[0].chunk_id == a.chunk_id

@@ -30,11 +30,13 @@ def combine(
 ) -> list[SearchHit]:
     if not 0.0 <= vector_weight <= 1.0:
         raise ValueError("vector_weight must be within [0, 1]")
-    combined: dict[str, float] = {}
-    by_id: dict[str, SearchHit] = {}
+    Key = tuple[str, str, str]
+    combined: dict[Key, float] = {}
+    by_key: dict[Key, SearchHit] = {}
     for hits, weight in ((knn_hits, vector_weight), (text_hits, 1.0 - vector_weight)):
         for hit, norm in zip(hits, min_max([h.score for h in hits]), strict=True):
-            combined[hit.chunk_id] = combined.get(hit.chunk_id, 0.0) + weight * norm
-            by_id.setdefault(hit.chunk_id, hit)
+            key = (hit.tenant, hit.collection, hit.chunk_id)
+            combined[key] = combined.get(key, 0.0) + weight * norm
+            by_key.setdefault(key, hit)
     ranked = sorted(combined.items(), key=lambda item: (-item[1], item[0]))[:k]
-    return [by_id[cid].model_copy(update={"score": score}) for cid, score in ranked]
+    return [by_key[key].model_copy(update={"score": score}) for key, score in ranked]

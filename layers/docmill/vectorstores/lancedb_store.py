@@ -33,6 +33,9 @@ from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, Vec
 from docmill.vectorstores.hybrid import combine
 
 TABLE = "chunks"
+# A chunk id is derived from source URI, content and position only, so the same file ingested
+# into two collections (or by two tenants) gives the same ids: the row key includes both.
+KEY_COLUMNS = ("tenant", "collection", "chunk_id")
 VECTOR = "vector"
 # Compact small fragments once a table has this many (each upsert/delete adds one or more);
 # many fragments make every scan, and so cache rebuilds and FTS, slower.
@@ -234,12 +237,12 @@ class LanceDBStore(VectorStore):
         result = UpsertResult()
         if not chunks:
             return result
-        good: dict[str, ChunkRecord] = {}  # last one wins for a chunk_id repeated in one call
+        good: dict[tuple[str, str, str], ChunkRecord] = {}  # last one wins for a key repeated in one call
         for chunk in chunks:
             if not chunk.embedding:
                 result.errors.append({"chunk_id": chunk.chunk_id, "error": "chunk has no embedding"})
                 continue
-            good[chunk.chunk_id] = chunk
+            good[(chunk.tenant, chunk.collection, chunk.chunk_id)] = chunk
         if not good:
             return result
         dims = {len(c.embedding or []) for c in good.values()}
@@ -261,7 +264,7 @@ class LanceDBStore(VectorStore):
             if rows:
                 data = self._arrow(rows, dimension or 0)
                 try:
-                    self._table.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all().execute(
+                    self._table.merge_insert(list(KEY_COLUMNS)).when_matched_update_all().when_not_matched_insert_all().execute(
                         data
                     )
                 except Exception as exc:  # lance raises plain RuntimeError/OSError
@@ -435,12 +438,17 @@ class LanceDBStore(VectorStore):
         top = top[np.lexsort((top, -sub[top]))]  # by score, ties by position: deterministic
         offsets = candidates[top] if candidates is not None else top
         wanted = [(int(o), float(sub[t])) for o, t in zip(offsets, top, strict=True)]
-        rows = self._table.take_offsets([o for o, _ in wanted]).select(_PAYLOAD_COLUMNS).to_arrow().to_pylist()
-        by_id = {row["chunk_id"]: row for row in rows}
+        ordered = sorted(o for o, _ in wanted)
+        # take_offsets answers in ascending offset order
+        rows = self._table.take_offsets(ordered).select(_PAYLOAD_COLUMNS).to_arrow().to_pylist()
+        if len(rows) != len(ordered):
+            self._cache = None
+            return None
+        at = dict(zip(ordered, rows, strict=True))
         hits: list[SearchHit] = []
         for offset, score in wanted:
-            row = by_id.get(cache.chunk_ids[offset])
-            if row is None:  # another writer changed the table under us: rebuild and retry
+            row = at[offset]
+            if row["chunk_id"] != cache.chunk_ids[offset]:  # another writer changed the table: retry
                 self._cache = None
                 return None
             hits.append(_hit_from_row(row, score))

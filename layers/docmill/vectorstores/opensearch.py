@@ -18,6 +18,7 @@ next upsert or delete of that source removes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -139,6 +140,13 @@ def _filter_clauses(filters: SearchFilter | None) -> list[dict[str, Any]]:
     if f.source_uris is not None:
         clauses.append({"terms": {"source_uri": list(f.source_uris)}})
     return clauses
+
+
+def document_id(chunk: ChunkRecord) -> str:
+    """Deterministic ``_id``: chunk ids repeat across collections and tenants (same file
+    ingested twice), so the id covers all three; hashed to stay well under 512 bytes."""
+    key = f"{chunk.tenant}\n{chunk.collection}\n{chunk.chunk_id}"
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
 
 
 def _document(chunk: ChunkRecord) -> dict[str, Any]:
@@ -320,21 +328,21 @@ class OpenSearchStore(VectorStore):
             if not chunk.embedding:
                 result.errors.append({"chunk_id": chunk.chunk_id, "status": None, "error": "chunk has no embedding"})
                 continue
-            latest[chunk.chunk_id] = chunk  # a chunk id twice in one call: the last one wins
+            latest[document_id(chunk)] = chunk  # the same chunk twice in one call: the last one wins
         if not latest:
             return result
         if self.index_dimension() is None:
             self.ensure_index(len(next(iter(latest.values())).embedding or []))
         if self.serverless:
-            self._delete_ids(self._ids_for_chunks(list(latest)))
+            self._delete_ids(self._ids_for_chunks(list(latest.values())))
         items: list[tuple[str, str]] = []
-        for chunk_id, chunk in latest.items():
+        for doc_id, chunk in latest.items():
             meta: dict[str, Any] = {"_index": self.index}
             if not self.serverless:
-                meta["_id"] = chunk_id
+                meta["_id"] = doc_id
             action = json.dumps({"index": meta}, separators=(",", ":"))
             source = json.dumps(_document(chunk), separators=(",", ":"), default=str)
-            items.append((chunk_id, f"{action}\n{source}\n"))
+            items.append((chunk.chunk_id, f"{action}\n{source}\n"))
         ok, errors = self._bulk(items)
         result.upserted = ok
         result.errors.extend(errors)
@@ -416,11 +424,24 @@ class OpenSearchStore(VectorStore):
                 return
             search_after = hits[-1]["sort"]
 
-    def _ids_for_chunks(self, chunk_ids: Sequence[str]) -> list[str]:
+    def _ids_for_chunks(self, chunks: Sequence[ChunkRecord]) -> list[str]:
+        """Generated ``_id`` of the documents that hold these chunks now (Serverless upsert)."""
+        groups: dict[tuple[str, str], list[str]] = {}
+        for chunk in chunks:
+            groups.setdefault((chunk.tenant, chunk.collection), []).append(chunk.chunk_id)
         ids: list[str] = []
-        for start in range(0, len(chunk_ids), 500):
-            query = {"bool": {"filter": [{"terms": {"chunk_id": list(chunk_ids[start : start + 500])}}]}}
-            ids.extend(hit["_id"] for hit in self._query_all(query, source=False))
+        for (tenant, collection), chunk_ids in groups.items():
+            for start in range(0, len(chunk_ids), 500):
+                query = {
+                    "bool": {
+                        "filter": [
+                            {"term": {"tenant": tenant}},
+                            {"term": {"collection": collection}},
+                            {"terms": {"chunk_id": chunk_ids[start : start + 500]}},
+                        ]
+                    }
+                }
+                ids.extend(hit["_id"] for hit in self._query_all(query, source=False))
         return ids
 
     def _delete_ids(self, ids: Sequence[str]) -> int:
