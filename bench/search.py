@@ -152,6 +152,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpus", type=Path, default=default_corpus())
     ap.add_argument("--home", type=Path, help="read chunks of an ingested docmill home instead of partitioning")
+    ap.add_argument("--corpus-cache", type=Path, help="JSONL of embedded corpus chunks: read if present, else written")
     ap.add_argument("--synthetic", type=int, default=50_000)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("-k", type=int, default=5)
@@ -165,8 +166,13 @@ def main() -> int:
     print(f"corpus: {args.home or args.corpus}")
     if args.home:
         corpus, t_part, t_embed = home_chunks(args.home), 0.0, 0.0
+    elif args.corpus_cache and args.corpus_cache.exists():
+        lines = args.corpus_cache.read_text(encoding="utf-8").splitlines()
+        corpus, t_part, t_embed = [ChunkRecord.model_validate_json(x) for x in lines if x.strip()], 0.0, 0.0
     else:
         corpus, t_part, t_embed = corpus_chunks(args.corpus)
+        if args.corpus_cache:
+            args.corpus_cache.write_text("".join(c.model_dump_json() + "\n" for c in corpus), encoding="utf-8")
     print(f"  {len(corpus)} corpus chunks (partition+chunk {t_part:.1f}s, embed {t_embed:.1f}s, not part of the build)")
     synth_vectors = unit(args.synthetic, rng)
     synthetic = [record(f"synthetic/{i // 100}", i % 100, f"synthetic chunk {i}", synth_vectors[i], "synthetic")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -41,6 +42,7 @@ VECTOR = "vector"
 # Compact small fragments once a table has this many (each upsert/delete adds one or more);
 # many fragments make every scan, and so cache rebuilds and FTS, slower.
 COMPACT_AFTER_FRAGMENTS = 64
+MAX_STAMP_TRUST_S = 1.0
 
 _PAYLOAD_COLUMNS = [
     "chunk_id",
@@ -143,6 +145,8 @@ class _Codes:
 
 @dataclass
 class _VectorCache:
+    stamp: int | None
+    checked_at: float
     version: int
     matrix: np.ndarray  # (n, d) float32, row i = row i of ``payload``
     payload: pa.Table
@@ -362,11 +366,32 @@ class LanceDBStore(VectorStore):
         except Exception as exc:  # health reports, it never raises
             return {"backend": "lancedb", "ok": False, "path": str(self.path), "error": str(exc)}
 
+    def _versions_stamp(self) -> int | None:
+        """mtime of the table's manifest folder: every commit (here or in another process) adds
+        a manifest there, so an unchanged stamp means an unchanged table. A stat costs
+        microseconds; asking LanceDB for the latest version costs a round trip through its
+        background event loop, a large share of a query on a busy core."""
+        try:
+            return (self.path / f"{TABLE}.lance" / "_versions").stat().st_mtime_ns
+        except OSError:
+            return None
+
     def _vector_cache(self) -> _VectorCache:
         table = self._table
-        version = int(table.version)
         cache = self._cache
+        now = time.monotonic()
+        stamp = self._versions_stamp()
+        if (
+            cache is not None
+            and stamp is not None
+            and stamp == cache.stamp
+            # coarse-mtime file systems: confirm with LanceDB at least once a second
+            and now - cache.checked_at < MAX_STAMP_TRUST_S
+        ):
+            return cache
+        version = int(table.version)
         if cache is not None and cache.version == version:
+            cache.stamp, cache.checked_at = stamp, now
             return cache
         data = table.search().select([*_PAYLOAD_COLUMNS, VECTOR]).limit(None).to_arrow()
         dimension = table.schema.field(VECTOR).type.list_size
@@ -375,6 +400,8 @@ class LanceDBStore(VectorStore):
             vectors.values.to_numpy(zero_copy_only=False).reshape(-1, dimension), dtype=np.float32
         )
         cache = _VectorCache(
+            stamp=stamp,
+            checked_at=now,
             version=version,
             matrix=matrix,
             payload=data.drop_columns([VECTOR]).combine_chunks(),
