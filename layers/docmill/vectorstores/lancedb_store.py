@@ -515,13 +515,18 @@ class LanceDBStore(VectorStore):
             return
         where = where_clause(collection=collection, tenant=tenant)
         # The key columns first (small), then the rows batch by batch in a stable order.
-        keys = table.search().where(where).select(["chunk_id", "source_uri", "chunk_index"]).limit(None)
+        keys = table.search().where(where).select(["chunk_id", "source_uri", "chunk_index", "tenant"]).limit(None)
         keys = keys.with_row_id(True).to_arrow()
         if keys.num_rows == 0:
             return
         order = pc.sort_indices(
             keys,
-            sort_keys=[("source_uri", "ascending"), ("chunk_index", "ascending"), ("chunk_id", "ascending")],
+            sort_keys=[
+                ("source_uri", "ascending"),
+                ("chunk_index", "ascending"),
+                ("chunk_id", "ascending"),
+                ("tenant", "ascending"),
+            ],
         )
         row_ids = pc.take(keys.column("_rowid"), order).to_pylist()
         columns = [*_PAYLOAD_COLUMNS, VECTOR] if with_embeddings else _PAYLOAD_COLUMNS

@@ -331,6 +331,8 @@ class OpenSearchStore(VectorStore):
             latest[document_id(chunk)] = chunk  # the same chunk twice in one call: the last one wins
         if not latest:
             return result
+        # Checked on every call (one small GET): a bulk into a missing index would make OpenSearch
+        # auto-create it with a dynamic mapping (vectors as plain floats), breaking k-NN for good.
         if self.index_dimension() is None:
             self.ensure_index(len(next(iter(latest.values())).embedding or []))
         if self.serverless:
@@ -407,7 +409,7 @@ class OpenSearchStore(VectorStore):
             body: dict[str, Any] = {
                 "size": max(1, min(page_size, 10_000)),
                 "query": query,
-                "sort": [{"source_uri": "asc"}, {"chunk_index": "asc"}, {"chunk_id": "asc"}],
+                "sort": [{"source_uri": "asc"}, {"chunk_index": "asc"}, {"chunk_id": "asc"}, {"tenant": "asc"}],
                 "_source": source,
             }
             if search_after is not None:
