@@ -97,3 +97,32 @@ def test_query_vector_of_the_wrong_dimension_is_refused(tmp_path):
     store.upsert([make_chunk("a.txt", 0)])
     with pytest.raises(VectorStoreError, match="dimensions"):
         store.search([0.1, 0.2], 3)
+
+
+def test_two_stage_scan_returns_the_exact_float32_top_k_even_for_near_ties(tmp_path, monkeypatch):
+    import numpy as np
+
+    monkeypatch.setattr(lancedb_store, "HALF_SCAN_MIN_ROWS", 0)  # use the float16 stage at any size
+    rng = np.random.default_rng(3)
+    dim = 32
+    q = rng.standard_normal(dim).astype(np.float32)
+    q /= np.linalg.norm(q)
+    # Given 400 vectors whose scores against q differ by ~1e-5 near the top: far below float16's
+    # resolution, so stage 1 alone would mis-order them
+    base = rng.standard_normal((400, dim)).astype(np.float32)
+    base -= np.outer(base @ q, q)  # orthogonal to q
+    base /= np.linalg.norm(base, axis=1, keepdims=True)
+    cos = 0.9 + rng.uniform(0, 1e-3, size=400).astype(np.float32)
+    vectors = (cos[:, None] * q + np.sqrt(1 - cos**2)[:, None] * base).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    chunks = [make_chunk("near.txt", i, dim=dim).model_copy(update={"embedding": vectors[i].tolist()}) for i in range(400)]
+    store = LanceDBStore(tmp_path)
+    store.upsert(chunks)
+    # When searching
+    hits = store.search(q.tolist(), 10)
+    # Then the order is exactly the float32 brute-force order
+    exact = vectors @ q
+    want = [chunks[i].chunk_id for i in np.argsort(-exact, kind="stable")[:10]]
+    assert store._cache.half is not None  # the float16 stage was really used
+    assert [h.chunk_id for h in hits] == want
+    assert [h.score for h in hits] == pytest.approx(sorted(exact, reverse=True)[:10], abs=1e-6)
