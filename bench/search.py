@@ -225,8 +225,21 @@ def main() -> int:
             order = np.argsort(-scores)[: args.k]
             f_truth.append([ids[i] for i in order])
 
-        def recall(results, reference):
-            per = [len(set(r) & set(t)) / max(1, len(t)) for r, t in zip(results, reference, strict=True)]
+        position = {cid: i for i, cid in enumerate(ids)}
+
+        def recall(results, reference, qs=queries):
+            """|result ∩ exact top-k| / k, where a result tied (within float rounding) with the
+            k-th exact score counts as exact: the corpus holds duplicate chunks (the same email
+            as .eml and .msg, the same table as .csv and .xlsx) whose scores are identical, and
+            which of them is "the" k-th is arbitrary."""
+            per = []
+            for q, r, t in zip(qs, results, reference, strict=True):
+                if not t:
+                    per.append(1.0 if not r else 0.0)
+                    continue
+                kth = float(matrix[position[t[-1]]] @ q)
+                exact = set(t) | {cid for cid in r if float(matrix[position[cid]] @ q) >= kth - 1e-6}
+                per.append(min(len(t), len(set(r) & exact)) / len(t))
             return statistics.fmean(per)
 
         flat = LanceDBStore(Path(tmp) / "vectors", cache_vectors=False)
@@ -243,7 +256,7 @@ def main() -> int:
             "cpu_p50_ms": round(pct(CPU_TIMES["default"], 50), 2),
             "numpy_p50_ms": round(pct(np_times, 50), 2),
             "lancedb_flat_p50_ms": round(pct(l_times, 50), 2), "lancedb_flat_p95_ms": round(pct(l_times, 95), 2),
-            "lancedb_flat_recall_at_k": round(recall(l_got, truth[: len(l_queries)]), 4),
+            "lancedb_flat_recall_at_k": round(recall(l_got, truth[: len(l_queries)], l_queries), 4),
         }
 
     f = figures
