@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from docmill.config import OpenSearchSettings, Settings
-from docmill.errors import ConfigurationError, VectorStoreError
+from docmill.config import OpenSearchSettings
+from docmill.errors import VectorStoreError
 from docmill.vectorstores.base import SearchHit
 from docmill.vectorstores.hybrid import combine, min_max
-from docmill.vectorstores.lancedb_store import LanceDBStore, sql_quote, where_clause
+from docmill.vectorstores.lancedb_store import sql_quote, where_clause
 from docmill.vectorstores.opensearch import OpenSearchStore, cosine_from_score, index_body
-from docmill.vectorstores.factory import open_vector_store
 from tests.support.opensearch_double import _knn_score
 
 
@@ -87,13 +86,3 @@ def test_bulk_batches_respect_the_byte_limit():
     batches = list(store._batches(items))
     assert [len(b) for b in batches] == [2, 2, 2, 1, 1]
     assert batches[-1][0][0] == "big"  # larger than the limit: sent alone, never dropped
-
-
-def test_factory_picks_the_configured_store(tmp_path):
-    assert open_vector_store(Settings(home=tmp_path, store="none")) is None
-    local = open_vector_store(Settings(home=tmp_path, store="local"))
-    assert isinstance(local, LanceDBStore) and local.path == tmp_path / "vectors"
-    remote = open_vector_store(Settings(store="opensearch", opensearch=OpenSearchSettings(url="http://localhost:9200")))
-    assert isinstance(remote, OpenSearchStore) and remote.index == "docmill-chunks"
-    with pytest.raises(ConfigurationError):
-        open_vector_store(Settings(store="opensearch"))

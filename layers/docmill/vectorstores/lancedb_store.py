@@ -337,6 +337,13 @@ class LanceDBStore(VectorStore):
         )
         return self._delete(where or "false")
 
+    def delete_source_except(self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str]) -> int:
+        where = where_clause(collection=collection, source_uris=[source_uri]) or "false"
+        keep = sorted(set(keep_chunk_ids))
+        if keep:
+            where += " AND chunk_id NOT IN (" + ", ".join(sql_quote(c) for c in keep) + ")"
+        return self._delete(where)
+
     def delete_collection(self, collection: str) -> int:
         return self._delete(where_clause(collection=collection) or "false")
 

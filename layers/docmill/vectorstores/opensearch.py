@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 VECTOR_FIELD = "embedding"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_TERMS = 65_000  # OpenSearch's default index.max_terms_count is 65536
 SOURCE_EXCLUDES = [VECTOR_FIELD]
 _KEYWORD = {"type": "keyword"}
 
@@ -485,6 +486,17 @@ class OpenSearchStore(VectorStore):
         }
         if keep_version is not None:
             query["bool"]["must_not"] = [{"term": {"source_version": keep_version}}]
+        return self._delete_matching(query)
+
+    def delete_source_except(self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str]) -> int:
+        keep = sorted(set(keep_chunk_ids))
+        if len(keep) > MAX_TERMS:
+            raise VectorStoreError(f"a source with more than {MAX_TERMS} chunks cannot be swapped by id set")
+        query: dict[str, Any] = {
+            "bool": {"filter": [{"term": {"collection": collection}}, {"term": {"source_uri": source_uri}}]}
+        }
+        if keep:
+            query["bool"]["must_not"] = [{"terms": {"chunk_id": keep}}]
         return self._delete_matching(query)
 
     def delete_collection(self, collection: str) -> int:
