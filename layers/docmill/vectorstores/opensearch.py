@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from docmill.config import OpenSearchSettings
-from docmill.errors import ConfigurationError, TransientError, VectorStoreError
+from docmill.errors import ConfigurationError, TransientError, VectorStoreError, VectorStoreRequestError
 from docmill.models import ChunkRecord
 from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore
 from docmill.vectorstores.hybrid import combine
@@ -252,7 +252,14 @@ class OpenSearchStore(VectorStore):
                 status = exc.status_code if isinstance(exc.status_code, int) else None
                 transient = status in RETRY_STATUSES or isinstance(exc, OSConnectionError)
                 if not transient:
-                    raise
+                    if status == 404:
+                        raise  # callers decide what a missing index means
+                    error_type = exc.error if isinstance(exc.error, str) else None
+                    raise VectorStoreRequestError(
+                        f"OpenSearch {what} refused ({status} {error_type}): {str(exc.info)[:500]}",
+                        status=status,
+                        error_type=error_type,
+                    ) from exc
                 if attempt >= self.max_retries:
                     raise TransientError(
                         f"OpenSearch {what} still failing after {attempt + 1} attempts: {exc}"
@@ -282,8 +289,6 @@ class OpenSearchStore(VectorStore):
         return int(field["dimension"])
 
     def ensure_index(self, dimension: int) -> None:
-        from opensearchpy.exceptions import RequestError
-
         existing = self.index_dimension()
         if existing is None:
             try:
@@ -294,9 +299,9 @@ class OpenSearchStore(VectorStore):
                     body=index_body(self.settings, dimension),
                 )
                 return
-            except RequestError as exc:
-                if exc.error != "resource_already_exists_exception":  # lost a creation race: fine
-                    raise VectorStoreError(f"cannot create index {self.index!r}: {exc.info}") from exc
+            except VectorStoreRequestError as exc:
+                if exc.error_type != "resource_already_exists_exception":  # lost a creation race: fine
+                    raise
             existing = self.index_dimension()
         if existing != dimension:
             raise VectorStoreError(
