@@ -114,6 +114,8 @@ class Ingestor:
                 self._finish(report, self._complete(self._run_inline(ref)))
         else:
             self._run_parallel(todo, workers, report)
+        if self.vector_store is not None:
+            self.vector_store.refresh()  # one refresh per run: OpenSearch writes become searchable
         report.finished_at = _utcnow()
         report.totals.seconds = time.perf_counter() - started
         report.summarise()
@@ -123,7 +125,10 @@ class Ingestor:
     def ingest_one(self, ref: SourceRef) -> FileResult:
         """Process one source in this process (what a Lambda or ECS task does)."""
         early = self._early_result(ref)
-        return early if early is not None else self._complete(self._run_inline(ref))
+        result = early if early is not None else self._complete(self._run_inline(ref))
+        if self.vector_store is not None:
+            self.vector_store.refresh()
+        return result
 
     def delete_source(self, source_uri: str) -> int:
         """Forget a source: its outputs and its chunks in the index. Returns chunks removed."""
@@ -321,14 +326,16 @@ class Ingestor:
         source_dir = f"sources/{source_id_for(ref.uri)}"
         self._root.write_json(f"{source_dir}/elements.json", doc.elements)
         self._root.write_jsonl(f"{source_dir}/chunks.jsonl", (c.model_dump(mode="json") for c in chunks))
-        if self.vector_store is not None and chunks:
+        if self.vector_store is not None:
             if not self._index_ready:
-                self.vector_store.ensure_index(len(chunks[0].embedding or []) or (embedder.dimension if embedder else 384))
+                dimension = len(chunks[0].embedding or []) if chunks else 0
+                self.vector_store.ensure_index(dimension or (embedder.dimension if embedder else 384))
                 self._index_ready = True
-            result = self.vector_store.upsert(chunks)
+            # What survives is decided by chunk id, so a re-chunked file with the same version
+            # (or one that now yields no chunks) leaves nothing stale behind.
+            result = self.vector_store.replace_source(self.collection, ref.uri, chunks)
             if result.errors:
                 raise DocmillError(f"the index refused {len(result.errors)} chunks: {result.errors[0]}")
-            self.vector_store.delete_source(self.collection, ref.uri, keep_version=version)
         state = {
             "status": "ok",
             "source_uri": ref.uri,
