@@ -43,6 +43,9 @@ class IngestProgress(Protocol):
     def file_finished(self, result: FileResult) -> None: ...
 
 
+SMALL_BATCH_BYTES = 512 * 1024
+
+
 def _utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -108,7 +111,7 @@ class Ingestor:
                 self._finish(report, early)
             else:
                 todo.append(ref)
-        workers = self._worker_count(len(todo))
+        workers = self._worker_count(todo)
         if workers <= 1:
             for ref in todo:
                 self._finish(report, self._complete(self._run_inline(ref)))
@@ -166,9 +169,13 @@ class Ingestor:
             self._embedder = self.embedder() if callable(self.embedder) and not isinstance(self.embedder, Embedder) else self.embedder  # type: ignore[operator,assignment]
         return self._embedder
 
-    def _worker_count(self, n_files: int) -> int:
-        wanted = self.options.workers or (os.cpu_count() or 1)
-        return max(1, min(wanted, n_files))
+    def _worker_count(self, todo: Sequence[SourceRef]) -> int:
+        if not self.options.workers and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
+            # Starting worker processes (each imports Unstructured) costs more than a few small
+            # files take to parse; an explicit --workers still wins.
+            return 1
+        wanted = self.options.workers or len(os.sched_getaffinity(0))
+        return max(1, min(wanted, len(todo)))
 
     def _state_key(self, source_uri: str) -> str:
         return f"sources/{source_id_for(source_uri)}/source.json"
