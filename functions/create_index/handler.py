@@ -2,7 +2,7 @@
 
 Runs inside the VPC next to the vector store. Talks HTTP with the Lambda runtime's botocore (SigV4)
 and the standard library; the mapping is the library's (``docmill.vectorstores.opensearch``, from
-the layer), with an identical built-in copy when the layer is absent:
+the layer the stack attaches):
 - managed domain (fine-grained access control): authenticates as the master user whose
   credentials live in Secrets Manager, creates the index, and maps the application IAM roles to a
   ``docmill_app`` security role limited to that index (the app signs its requests with SigV4);
@@ -45,59 +45,18 @@ def _settings_args(props: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def library_index_body(props: dict[str, Any]) -> dict[str, Any] | None:
-    """The library's own mapping (docmill.vectorstores.opensearch) when the layer is attached."""
-    try:
-        from docmill.config import OpenSearchSettings
-        from docmill.vectorstores.opensearch import index_body as body_for
-    except ImportError:
-        return None
+def library_index_body(props: dict[str, Any]) -> dict[str, Any]:
+    """The library's own mapping (docmill.vectorstores.opensearch, from the layer the stack
+    always attaches): one definition of the index, whoever creates it."""
+    from docmill.config import OpenSearchSettings
+    from docmill.vectorstores.opensearch import index_body as body_for
+
     return body_for(OpenSearchSettings(**_settings_args(props)), int(props["Dimension"]))
-
-
-def fallback_index_body(props: dict[str, Any]) -> dict[str, Any]:
-    """The same mapping as docmill.vectorstores.opensearch.index_body, for a function without the
-    layer; tests/unit/test_create_index_handler.py keeps the two identical."""
-    a = _settings_args(props)
-    keyword = {"type": "keyword"}
-    method: dict[str, Any] = {"name": "hnsw", "engine": a["engine"], "space_type": a["space_type"]}
-    parameters: dict[str, Any] = {"ef_construction": a["ef_construction"], "m": a["m"]}
-    index_settings: dict[str, Any] = {"knn": True}
-    if a["engine"] == "faiss":
-        parameters["ef_search"] = a["ef_search"]
-    elif a["engine"] == "nmslib" and a["service"] != "aoss":
-        index_settings["knn.algo_param.ef_search"] = a["ef_search"]
-    method["parameters"] = parameters
-    return {
-        "settings": {"index": index_settings},
-        "mappings": {
-            "dynamic": "strict",
-            "properties": {
-                "chunk_id": keyword,
-                "collection": keyword,
-                "tenant": keyword,
-                "source_uri": keyword,
-                "source_version": keyword,
-                "source_sha256": keyword,
-                "file_type": keyword,
-                "page_numbers": {"type": "integer"},
-                "section_title": keyword,
-                "element_ids": {"type": "keyword", "index": False},
-                "chunk_index": {"type": "integer"},
-                "char_count": {"type": "integer"},
-                "embedding_model": keyword,
-                "docmill_version": keyword,
-                "text": {"type": "text"},
-                "metadata": {"type": "object", "enabled": False},
-                "embedding": {"type": "knn_vector", "dimension": int(props["Dimension"]), "method": method},
-            },
-        },
-    }
 
 
 def index_body(props: dict[str, Any]) -> dict[str, Any]:
     """The mapping docmill's OpenSearch store reads and writes, plus shard layout on a domain."""
-    body = library_index_body(props) or fallback_index_body(props)
+    body = library_index_body(props)
     if props.get("Kind", "domain") == "domain":  # Serverless manages shards and replicas itself
         body["settings"]["index"].update(
             number_of_shards=int(props.get("Shards", 2)), number_of_replicas=int(props.get("Replicas", 1))

@@ -59,12 +59,16 @@ def test_mapping_matches_what_the_library_reads() -> None:
     "overrides",
     [{}, {"Kind": "serverless"}, {"Engine": "nmslib", "SpaceType": "cosinesimil"}, {"Engine": "lucene"}],
 )
-def test_built_in_mapping_is_identical_to_the_librarys(overrides: dict) -> None:
+def test_custom_resource_creates_the_mapping_the_library_reads_and_writes(overrides: dict) -> None:
+    from docmill.config import OpenSearchSettings
+    from docmill.vectorstores.opensearch import index_body
+
     props = {**PROPS, **overrides}
-    library = h.library_index_body(props)
-    if library is None:
-        pytest.skip("docmill.vectorstores.opensearch is not on this branch yet (vector index issue #3)")
-    assert h.fallback_index_body(props) == library
+    body = h.index_body(props)
+    expected = index_body(OpenSearchSettings(**h._settings_args(props)), int(props["Dimension"]))
+
+    assert body["mappings"] == expected["mappings"]
+    assert body["settings"]["index"]["knn"] is True
 
 
 def test_serverless_mapping_leaves_shards_to_the_service() -> None:
