@@ -16,6 +16,9 @@ converted model there as safetensors: later processes load it in a second or two
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 import threading
 from pathlib import Path
 from typing import Any
@@ -153,6 +156,19 @@ def _eos_ids(loaded: _Loaded) -> set[int]:
     return ids
 
 
+@contextmanager
+def _tqdm_disabled() -> Iterator[None]:
+    previous = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = previous
+
+
 def _load_model(gguf_path: Path, cache_dir: Path | None) -> _Loaded:
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -166,8 +182,10 @@ def _load_model(gguf_path: Path, cache_dir: Path | None) -> _Loaded:
         else:
             tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
                                                       local_files_only=True)
-            model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
-                                                         local_files_only=True)
+            # The GGUF de-quantisation draws its own tqdm bar; keep the CLI's output clean.
+            with _tqdm_disabled():
+                model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
+                                                             local_files_only=True)
             if converted is not None:
                 _save_converted(model, tokenizer, converted)
     except OSError as error:
