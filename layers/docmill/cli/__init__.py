@@ -7,6 +7,7 @@ from docmill.cli.app import app
 # Importing a command module registers its command(s) on ``app``.
 from docmill.cli import ingest as _ingest  # noqa: E402,F401
 from docmill.cli import sync as _sync  # noqa: E402,F401
+from docmill.cli import search as _search  # noqa: E402,F401
 
 
 def main() -> None:

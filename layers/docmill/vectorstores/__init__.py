@@ -1,3 +1,4 @@
 from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore
+from docmill.vectorstores.factory import open_vector_store
 
-__all__ = ["VectorStore", "SearchFilter", "SearchHit", "UpsertResult"]
+__all__ = ["VectorStore", "SearchFilter", "SearchHit", "UpsertResult", "open_vector_store"]

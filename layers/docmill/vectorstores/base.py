@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from docmill.errors import VectorStoreError
 from docmill.models import ChunkRecord
 
 
@@ -19,6 +20,8 @@ class SearchFilter(BaseModel):
 
 class SearchHit(BaseModel):
     chunk_id: str
+    # Both back ends report cosine similarity for unit vectors (higher is closer); hybrid
+    # search reports the combined min-max normalised score in [0, 1].
     score: float
     text: str
     source_uri: str
@@ -61,5 +64,39 @@ class VectorStore(ABC):
     @abstractmethod
     def health(self) -> dict[str, Any]: ...
 
+    # Additive, non-abstract so that existing implementations (and test doubles elsewhere)
+    # keep working; both docmill back ends override them.
+    def search_hybrid(
+        self,
+        text: str,
+        vector: Sequence[float],
+        k: int = 5,
+        filters: SearchFilter | None = None,
+        *,
+        vector_weight: float = 0.5,
+    ) -> list[SearchHit]:
+        """BM25 + k-NN, each min-max normalised to [0, 1], combined as a weighted mean."""
+        raise VectorStoreError(f"{type(self).__name__} does not support hybrid search")
+
+    def iter_chunks(
+        self,
+        collection: str,
+        tenant: str | None = None,
+        batch_size: int = 500,
+        *,
+        with_embeddings: bool = False,
+    ) -> Iterator[ChunkRecord]:
+        """Every chunk of a collection, ordered by (source_uri, chunk_index, chunk_id)."""
+        raise VectorStoreError(f"{type(self).__name__} cannot list chunks")
+
+    def refresh(self) -> None:  # noqa: B027 - optional hook
+        """Make every write so far visible to searches (OpenSearch); a no-op where writes are."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections or file handles."""
+
+    def __enter__(self) -> VectorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
