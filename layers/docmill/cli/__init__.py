@@ -8,6 +8,8 @@ from docmill.cli.app import app
 from docmill.cli import ingest as _ingest  # noqa: E402,F401
 from docmill.cli import sync as _sync  # noqa: E402,F401
 from docmill.cli import search as _search  # noqa: E402,F401
+from docmill.cli import generate as _generate  # noqa: E402,F401
+from docmill.cli import demo as _demo  # noqa: E402,F401
 
 
 def main() -> None:

@@ -1,0 +1,1 @@
+"""Sample documents for ``docmill demo`` (``samples/``), shipped as package data."""
