@@ -1,0 +1,151 @@
+"""The docmill stack: composes the capability constructs and wires the grants between them."""
+
+from __future__ import annotations
+
+from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from constructs import Construct
+
+from infra import paths
+from infra.config import StageConfig
+from infra.constructs.generation import GenerationWorkflow
+from infra.constructs.ingestion import Ingestion
+from infra.constructs.llm_endpoint import LlmEndpoint
+from infra.constructs.monitoring import Monitoring
+from infra.constructs.network import Network
+from infra.constructs.runtime_code import RuntimeCode
+from infra.constructs.storage import WORK_PREFIX, Storage
+from infra.constructs.vector_store import VectorStore
+
+
+class DocmillStack(Stack):
+    """Attributes: one per capability: ``network``, ``code``, ``storage``, ``vector_store``, ``llm``,
+    ``ingestion``, ``generation``, ``monitoring`` (None when disabled)."""
+
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs) -> None:
+        super().__init__(scope, id, description=f"docmill document pipeline ({config.stage})", **kwargs)
+        # Behaviour the constructs rely on, whether or not the caller passed cdk.json's context.
+        for flag in (
+            "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2",
+            "@aws-cdk/aws-stepfunctions-tasks:ecsReduceRunTaskPermissions",
+        ):
+            self.node.set_context(flag, True)
+        self.config = config
+        removal = RemovalPolicy.RETAIN if config.storage.retain_buckets else RemovalPolicy.DESTROY
+        log_removal = RemovalPolicy.DESTROY
+
+        self.network = Network(self, "Network", config=config.network, log_removal=log_removal)
+        self.code = RuntimeCode(self, "Code")
+        self.storage = Storage(self, "Storage", config=config.storage)
+        self.vector_store = VectorStore(
+            self,
+            "VectorStore",
+            config=config.vector_store,
+            network=self.network,
+            key=self.storage.key,
+            log_retention_days=config.log_retention_days,
+            removal=removal,
+        )
+        self.llm = LlmEndpoint(self, "Llm", config=config.llm)
+
+        storage = self.storage
+        common_env = {
+            "POWERTOOLS_METRICS_NAMESPACE": paths.METRICS_NAMESPACE,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+            "DOCMILL_HOME": "/tmp/docmill",
+            "DOCMILL_AWS__RAW_BUCKET": storage.raw.bucket_name,
+            "DOCMILL_AWS__PROCESSED_BUCKET": storage.processed.bucket_name,
+            "DOCMILL_AWS__DATASETS_BUCKET": storage.datasets.bucket_name,
+            "DOCMILL_AWS__WORK_PREFIX": WORK_PREFIX,
+            **self.vector_store.environment(),
+            **self.llm.environment(),
+        }
+        self.ingestion = Ingestion(
+            self,
+            "Ingestion",
+            config=config.ingestion,
+            code=self.code,
+            network=self.network,
+            queue=storage.queue,
+            dlq=storage.dlq,
+            log_retention_days=config.log_retention_days,
+            removal=log_removal,
+            tracing=config.tracing,
+            common_env=common_env,
+        )
+        self.generation = GenerationWorkflow(
+            self,
+            "Generation",
+            config=config.generation,
+            code=self.code,
+            network=self.network,
+            datasets=storage.datasets,
+            log_retention_days=config.log_retention_days,
+            removal=log_removal,
+            tracing=config.tracing,
+            common_env=common_env,
+        )
+
+        # -- cross-capability grants (least privilege, scoped to the resources) ------------------
+        ing, gen, vs = self.ingestion, self.generation, self.vector_store
+        # route: size/type from the object, and on ObjectRemoved the source's outputs and chunks go.
+        storage.grant_read(ing.route, storage.raw)
+        storage.grant_delete(ing.route, storage.processed)
+        vs.grant_read_write(ing.route)
+        # process (Lambda and ECS task): read the document, write elements/chunks, index them.
+        for worker in ing.workers:
+            storage.grant_read(worker, storage.raw)
+            storage.grant_read_write(worker, storage.processed)
+            storage.grant_delete(worker, storage.processed)  # a new version replaces the old outputs
+            vs.grant_read_write(worker)
+        # generation: chunks from processed, manifests/shards under _work/, datasets at the top.
+        storage.grant_read(gen.plan, storage.processed)
+        storage.grant_read_write(gen.plan, storage.datasets, WORK_PREFIX)
+        storage.grant_read(gen.generate_batch, storage.processed)
+        storage.grant_read_write(gen.generate_batch, storage.datasets, WORK_PREFIX)
+        vs.grant_read_write(gen.generate_batch)
+        self.llm.grant_invoke(gen.generate_batch)
+        storage.grant_read(gen.assemble, storage.processed)
+        storage.grant_read_write(gen.assemble, storage.datasets)
+        # The Distributed Map reads the manifest and writes its results in the encrypted bucket.
+        storage.grant_key(gen.state_machine)
+        vs.finalize()
+
+        self.monitoring = None
+        if config.monitoring.enabled:
+            self.monitoring = Monitoring(
+                self,
+                "Monitoring",
+                config=config.monitoring,
+                queue=storage.queue,
+                dlq=storage.dlq,
+                route=ing.route,
+                process=ing.process,
+                generation=gen.state_machine,
+                large_files=ing.state_machine,
+                endpoint_name=self.llm.endpoint_name,
+                variant_name=self.llm.variant_name,
+            )
+
+        outputs = {
+            "RawBucket": storage.raw.bucket_name,
+            "ProcessedBucket": storage.processed.bucket_name,
+            "DatasetsBucket": storage.datasets.bucket_name,
+            "EventsQueueUrl": storage.queue.queue_url,
+            "EventsDlqUrl": storage.dlq.queue_url,
+            "GenerationStateMachineArn": gen.state_machine.state_machine_arn,
+            "VectorStoreEndpoint": vs.endpoint,
+            "VectorIndex": vs.index_name,
+            "LlmEndpointName": self.llm.endpoint_name,
+        }
+        if config.llm.mode == "create":
+            count = config.llm.instance_count
+            outputs["LlmEndpointCostPerHourUsd"] = (
+                f"{count * config.llm.price_per_hour_usd:.3f} ({count} x {config.llm.instance_type} "
+                "on-demand, billed while the endpoint exists)"
+            )
+        if ing.state_machine is not None:
+            outputs["LargeFileStateMachineArn"] = ing.state_machine.state_machine_arn
+        if vs.master_secret is not None:
+            outputs["VectorStoreMasterSecretArn"] = vs.master_secret.secret_arn
+        for name, value in outputs.items():
+            CfnOutput(self, name, value=value)

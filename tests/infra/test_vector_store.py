@@ -1,0 +1,86 @@
+"""Vector store construct (domain and Serverless) and the index custom resource."""
+
+from __future__ import annotations
+
+import json
+
+from tests.infra.conftest import Synth
+
+
+def _domain(synth: Synth) -> dict:
+    (domain,) = synth.resources("AWS::OpenSearchService::Domain").values()
+    return domain["Properties"]
+
+
+def test_domain_is_in_the_vpc_encrypted_https_only_with_fine_grained_access(synth: Synth) -> None:
+    d = _domain(synth)
+    assert d["EngineVersion"] == "OpenSearch_2.19"
+    assert d["EncryptionAtRestOptions"]["Enabled"] is True
+    assert d["EncryptionAtRestOptions"]["KmsKeyId"]["Ref"].startswith("StorageDataKey")
+    assert d["NodeToNodeEncryptionOptions"] == {"Enabled": True}
+    assert d["DomainEndpointOptions"]["EnforceHTTPS"] is True
+    assert d["DomainEndpointOptions"]["TLSSecurityPolicy"] == "Policy-Min-TLS-1-2-2019-07"
+    sec = d["AdvancedSecurityOptions"]
+    assert sec["Enabled"] is True and sec["InternalUserDatabaseEnabled"] is True
+    # The master password is a Secrets Manager dynamic reference, never a literal.
+    password = json.dumps(sec["MasterUserOptions"]["MasterUserPassword"])
+    assert "resolve:secretsmanager" in password and "VectorStoreMasterUser" in password
+    assert d["VPCOptions"]["SubnetIds"] and d["VPCOptions"]["SecurityGroupIds"]
+    (secret,) = synth.resources("AWS::SecretsManager::Secret").values()
+    assert secret["Properties"]["GenerateSecretString"]["GenerateStringKey"] == "password"
+
+
+def test_domain_security_group_admits_https_from_workloads_only(synth: Synth) -> None:
+    ingress = [
+        r["Properties"]
+        for r in synth.resources("AWS::EC2::SecurityGroupIngress").values()
+        if r["Properties"]["GroupId"]["Fn::GetAtt"][0].startswith("VectorStoreSg")
+    ]
+    assert len(ingress) == 1
+    assert (ingress[0]["FromPort"], ingress[0]["ToPort"]) == (443, 443)
+    assert ingress[0]["SourceSecurityGroupId"]["Fn::GetAtt"][0].startswith("NetworkWorkloadSg")
+
+
+def test_index_custom_resource_carries_the_mapping_parameters_and_role_mapping(synth: Synth) -> None:
+    (index,) = synth.resources("Custom::DocmillIndex").values()
+    p = index["Properties"]
+    assert (p["Kind"], p["Index"], p["Dimension"], p["Engine"], p["SpaceType"]) == (
+        "domain",
+        "docmill-chunks",
+        384,
+        "faiss",
+        "innerproduct",
+    )
+    mapped = {r["Fn::GetAtt"][0] for r in p["BackendRoles"]}
+    # Every role that reads or writes the index is mapped inside the domain.
+    for prefix in (
+        "IngestionRouteServiceRole",
+        "IngestionProcessServiceRole",
+        "IngestionProcessTaskTaskRole",
+        "GenerationGenerateBatchServiceRole",
+    ):
+        assert any(m.startswith(prefix) for m in mapped), prefix
+    assert p["MasterSecretArn"]["Ref"].startswith("VectorStoreMasterUser")
+    assert any(d.startswith("VectorStoreDomain") for d in index["DependsOn"])
+
+
+def test_serverless_collection_has_encryption_network_and_data_access_policies(synth: Synth) -> None:
+    tpl = synth.variants["variant-serverless"]
+    (collection,) = synth.resources("AWS::OpenSearchServerless::Collection", tpl).values()
+    assert collection["Properties"]["Type"] == "VECTORSEARCH"
+    policies = {
+        r["Properties"]["Type"]: r
+        for r in synth.resources("AWS::OpenSearchServerless::SecurityPolicy", tpl).values()
+    }
+    assert set(policies) == {"encryption", "network"}
+    enc = json.dumps(policies["encryption"]["Properties"]["Policy"])
+    assert '\\"AWSOwnedKey\\":false' in enc and "KmsARN" in enc
+    net = json.dumps(policies["network"]["Properties"]["Policy"])
+    assert '\\"AllowFromPublic\\":false' in net and "SourceVPCEs" in net
+    (access,) = synth.resources("AWS::OpenSearchServerless::AccessPolicy", tpl).values()
+    text = json.dumps(access["Properties"]["Policy"])
+    assert "Reader" in text and "CreateIndexFn" in text  # the granted role and the custom resource's role
+    assert "aoss:*" not in text
+    (index,) = synth.resources("Custom::DocmillIndex", tpl).values()
+    assert index["Properties"]["Kind"] == "serverless"
+    assert any(d.startswith("VectorStoreDataAccessPolicy") for d in index["DependsOn"])
