@@ -347,6 +347,9 @@ class DevEnvironment:
         if self.endpoint_url:
             self.endpoint = self.endpoint_url
         else:
+            from docmill.runtime import moto_gaps
+
+            moto_gaps.emit_delete_marker_events()
             self._server, self.endpoint = start_moto_server(self.host, self.port or free_port(self.host))
         clients = make_clients(self.endpoint)
         for service, client in clients.items():
@@ -420,7 +423,10 @@ class DevEnvironment:
             runtime.close()
         aws.reset_clients()
         if self._server is not None:
+            from docmill.runtime import moto_gaps
+
             self._server.stop()
+            moto_gaps.restore()
 
 
 def example_commands(info: dict[str, Any]) -> list[str]:
