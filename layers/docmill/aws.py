@@ -21,18 +21,39 @@ _BOTO_CONFIG = Config(retries={"max_attempts": 8, "mode": "adaptive"}, connect_t
 
 
 @lru_cache(maxsize=64)
-def _cached(service: str, region: str | None, endpoint_url: str | None) -> Any:
+def _cached(
+    service: str, region: str | None, endpoint_url: str | None, max_attempts: int | None, read_timeout: float | None
+) -> Any:
+    config = _BOTO_CONFIG
+    if max_attempts is not None or read_timeout is not None:
+        config = config.merge(
+            Config(
+                retries={"max_attempts": max_attempts or 8, "mode": "standard" if max_attempts == 1 else "adaptive"},
+                read_timeout=read_timeout or 120,
+            )
+        )
     session = boto3.session.Session()
-    return session.client(service, region_name=region, endpoint_url=endpoint_url, config=_BOTO_CONFIG)
+    return session.client(service, region_name=region, endpoint_url=endpoint_url, config=config)
 
 
-def client(service: str, *, region: str | None = None, endpoint_url: str | None = None) -> Any:
-    """Return a (cached) boto3 client for ``service``; an injected client wins."""
+def client(
+    service: str,
+    *,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    max_attempts: int | None = None,
+    read_timeout: float | None = None,
+) -> Any:
+    """Return a (cached) boto3 client for ``service``; an injected client wins.
+
+    ``max_attempts=1`` turns botocore's own retries off, for callers (the LLM clients) that
+    retry with their own backoff and rate limits; ``read_timeout`` overrides the 120 s default.
+    """
     with _lock:
         injected = _overrides.get((service, region)) or _overrides.get((service, None))
     if injected is not None:
         return injected
-    return _cached(service, region, endpoint_url)
+    return _cached(service, region, endpoint_url, max_attempts, read_timeout)
 
 
 def set_client(service: str, value: Any, *, region: str | None = None) -> None:

@@ -120,3 +120,23 @@ def test_manifest_lists_every_file_with_status_and_totals(corpus_run, corpus_doc
     assert manifest["totals"]["failed"] >= len(BAD_REASONS)
     assert manifest["totals"]["chunks"] == sum(f["chunks"] for f in manifest["files"])
     assert not report.all_ok
+
+
+def test_readable_files_in_bad_are_ingested_not_refused(corpus_run):
+    # Both are in the "bad" corpus for historical parser bugs, but every reader here gets their
+    # full text; refusing them would lose content.
+    _, report = corpus_run
+    results = _by_name(report)
+
+    for name in ("invalid-pdf-structure-pdfminer-one-page.pdf", "fake-power-point-malformed.pptx"):
+        assert results[name].status == "ok", (name, results[name].reason)
+        assert results[name].chunks > 0
+
+
+def test_lenient_pdf_ingests_what_a_damaged_pdf_still_holds(tmp_path, corpus_bad, embedder):
+    ingestor = Ingestor(output=LocalStore(tmp_path), collection="c", options=IngestOptions(workers=1), embedder=embedder, lenient_pdf=True)
+
+    report = ingestor.run([str(corpus_bad / "pdf-bad-color-space.pdf")])
+
+    assert report.files[0].status == "ok"
+    assert report.files[0].chunks > 0

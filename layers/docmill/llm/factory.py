@@ -68,5 +68,6 @@ def make_llm(
             inference_component=options.get("component"),
             guard=guard,
             default_params=defaults,
+            timeout=settings.timeout,
         )
     raise ConfigurationError(f"unknown LLM spec {spec!r} (expected {SPEC_HELP})")

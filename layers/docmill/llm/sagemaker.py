@@ -62,6 +62,7 @@ class SageMakerLLM(GuardedLLM):
         inference_component: str | None = None,
         guard: CallGuard | None = None,
         default_params: GenerationParams | None = None,
+        timeout: float | None = None,
     ) -> None:
         if payload not in ("messages", "inputs"):
             raise ValueError(f"payload must be 'messages' or 'inputs', not {payload!r}")
@@ -70,6 +71,7 @@ class SageMakerLLM(GuardedLLM):
         super().__init__(model_id=model_id or f"sagemaker:{endpoint_name}", guard=guard,
                          default_params=default_params)
         self.endpoint_name = endpoint_name
+        self.timeout = timeout
         self.payload = payload
         self.container = container
         self.region = region
@@ -118,7 +120,8 @@ class SageMakerLLM(GuardedLLM):
         }
         if self.inference_component:
             request["InferenceComponentName"] = self.inference_component
-        runtime = aws.client("sagemaker-runtime", region=self.region)
+        # botocore's own retries off: the guard retries with backoff inside the rate limits.
+        runtime = aws.client("sagemaker-runtime", region=self.region, max_attempts=1, read_timeout=self.timeout)
         try:
             raw = runtime.invoke_endpoint(**request)
             payload = json.loads(raw["Body"].read())
