@@ -82,10 +82,18 @@ def notification(bucket: str, key: str, *, version_id: str | None, size: int | N
 
 
 @contextmanager
-def runtime_env(home: Path, *, prefix: str = "docmill-test", max_receive_count: int = 2, **aws_settings: Any) -> Iterator[RuntimeEnv]:
+def runtime_env(
+    home: Path,
+    *,
+    prefix: str = "docmill-test",
+    max_receive_count: int = 2,
+    generation: bool = False,
+    llm_factory: Any = None,
+    **aws_settings: Any,
+) -> Iterator[RuntimeEnv]:
     from docmill.runtime import moto_gaps
 
-    with mock_aws():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         moto_gaps.emit_delete_marker_events()
         aws.reset_clients()
         clients = make_clients(None)
@@ -104,11 +112,11 @@ def runtime_env(home: Path, *, prefix: str = "docmill-test", max_receive_count: 
                 **aws_settings,
             ),
         )
-        runtime = Runtime(settings=settings, embedder_factory=lambda: HashingEmbedder(64))
+        runtime = Runtime(settings=settings, embedder_factory=lambda: HashingEmbedder(64), llm_factory=llm_factory)
         previous = runtime_context.install(runtime)
         functions = LocalFunctions().install()  # async invocations run inline: deterministic
         try:
-            bind_functions(functions, clients, provisioned, generation=False)
+            bind_functions(functions, clients, provisioned, generation=generation)
             from functions.route.handler import handler as route_handler
 
             poller = SqsPoller(
