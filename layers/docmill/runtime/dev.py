@@ -307,6 +307,7 @@ def start_moto_server(host: str, port: int) -> tuple[Any, str]:
 
     # moto's Step Functions interpreter calls its own Lambda API at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(port)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per API call
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     endpoint = f"http://{host}:{port}"

@@ -1,0 +1,80 @@
+"""``docmill dev`` as a user runs it: a subprocess on a free port, a file uploaded with boto3 to
+the raw bucket, chunks in the processed bucket, then Ctrl+C. (Real embedder, real handlers.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from docmill.runtime.dev import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = b"# Safety handbook\n\nForklifts are inspected every Monday by the depot team.\n\nHelmets are mandatory in the harbor.\n"
+
+
+@pytest.fixture
+def dev_server(tmp_path: Path):
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(REPO / "layers"), str(REPO)]),
+        "OMP_NUM_THREADS": "1",
+        "DOCMILL_HOME": str(tmp_path / "home"),
+    }
+    env.pop("AWS_ENDPOINT_URL", None)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "docmill", "dev", "--port", str(port), "--json"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=open(tmp_path / "dev.err", "wb"),  # noqa: SIM115 - closed with the process
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()  # the first line is the JSON description
+        assert line, (tmp_path / "dev.err").read_text()[-3000:]
+        yield json.loads(line), proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def test_dev_processes_an_uploaded_file_and_stops_on_interrupt(dev_server) -> None:
+    info, proc = dev_server
+    assert info["endpoint"].startswith("http://127.0.0.1:")
+    assert set(info["buckets"]) == {"raw", "processed", "datasets"}
+    assert info["state_machine_arn"].startswith("arn:aws:states:")
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
+    s3 = session.client("s3", endpoint_url=info["endpoint"])
+
+    s3.put_object(Bucket=info["buckets"]["raw"], Key="acme/safety/handbook.md", Body=DOC)
+
+    deadline = time.monotonic() + 120
+    chunks_key = None
+    while time.monotonic() < deadline and chunks_key is None:
+        listed = s3.list_objects_v2(Bucket=info["buckets"]["processed"], Prefix="collections/safety/sources/")
+        keys = [o["Key"] for o in listed.get("Contents", [])]
+        if any(k.endswith("/source.json") for k in keys):
+            chunks_key = next(k for k in keys if k.endswith("/chunks.jsonl"))
+        else:
+            time.sleep(0.5)
+    assert chunks_key, "no chunks within 120 s"
+    chunks = [json.loads(x) for x in s3.get_object(Bucket=info["buckets"]["processed"], Key=chunks_key)["Body"].read().splitlines()]
+    assert chunks and chunks[0]["tenant"] == "acme" and len(chunks[0]["embedding"]) == 384
+    sfn = session.client("stepfunctions", endpoint_url=info["endpoint"])
+    assert sfn.describe_state_machine(stateMachineArn=info["state_machine_arn"])["status"] == "ACTIVE"
+
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 0
