@@ -22,6 +22,24 @@ def cdk_json_context(**overrides: Any) -> dict[str, Any]:
     return context
 
 
+def add_stack(app: cdk.App, cfg: StageConfig, *, nag: bool = True) -> DocmillStack:
+    """One docmill stack for ``cfg`` in ``app`` (several stages can share one app)."""
+    account = cfg.account or os.environ.get("CDK_DEFAULT_ACCOUNT")
+    region = cfg.region or os.environ.get("CDK_DEFAULT_REGION")
+    env = cdk.Environment(account=account, region=region) if (account or region) else None
+    stack = DocmillStack(app, cfg.stack_name, config=cfg, env=env)
+    cdk.Tags.of(stack).add("project", cfg.project)
+    cdk.Tags.of(stack).add("stage", cfg.stage)
+    if nag:
+        apply_suppressions(stack)
+    return stack
+
+
+def add_nag(app: cdk.App) -> None:
+    """cdk-nag AwsSolutions on every stack of the app; errors fail synthesis."""
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True))
+
+
 def build_app(
     context: dict[str, Any] | None = None,
     *,
@@ -31,15 +49,7 @@ def build_app(
 ) -> tuple[cdk.App, DocmillStack]:
     app = cdk.App(context=context or {}, outdir=outdir) if (context or outdir) else cdk.App()
     cfg = config or stage_config_from_context(app.node.try_get_context)
-    account = cfg.account or os.environ.get("CDK_DEFAULT_ACCOUNT")
-    region = cfg.region or os.environ.get("CDK_DEFAULT_REGION")
-    env = cdk.Environment(account=account, region=region) if (account or region) else None
-    stack = DocmillStack(app, cfg.stack_name, config=cfg, env=env)
-    cdk.Tags.of(app).add("project", cfg.project)
-    cdk.Tags.of(app).add("stage", cfg.stage)
+    stack = add_stack(app, cfg, nag=nag)
     if nag:
-        apply_suppressions(stack)
-        cdk.Validations.of(app).add_plugins(
-            AwsSolutionsChecks(app, write_suppressions_to_cloud_formation=True)
-        )
+        add_nag(app)
     return app, stack

@@ -89,6 +89,7 @@ class VectorStoreConfig(_Strict):
     space_type: Literal["cosinesimil", "innerproduct", "l2"] = "innerproduct"
     ef_construction: int = 256
     m: int = 16
+    ef_search: int = 256
     shards: int = Field(2, ge=1)
     replicas: int = Field(1, ge=0)
     # managed domain

@@ -65,8 +65,8 @@ RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
     (
         re.compile(r"^arn:<AWS::Partition>:s3:::<StorageDatasets[0-9A-F]{8}>/\*$"),
         S3_OBJECT_ACTIONS,
-        "The Distributed Map ItemReader reads the batch manifest, whose key is only known at run "
-        "time, from the datasets bucket.",
+        "The Distributed Map reads the batch manifest (key known only at run time) and its "
+        "ResultWriter writes the results, both in the datasets bucket.",
     ),
     (
         re.compile(r"^<[A-Za-z0-9]+\.Arn>:\*$"),
@@ -89,6 +89,11 @@ RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
         re.compile(r"^ecs:RunTask$"),
         "Revisions of the one processing task definition (runTask resolves the family to its "
         "latest revision).",
+    ),
+    (
+        re.compile(rf"^arn:<AWS::Partition>:ecs:{_R}:{_A}:task/<IngestionCluster[0-9A-F]{{8}}>/\*$"),
+        re.compile(r"^ecs:DescribeTasks$"),
+        "Tasks of the docmill cluster that route started; their ids are only known at run time.",
     ),
     (
         re.compile(r"^arn:<AWS::Partition>:s3:::[a-z0-9.-]+/[^*]*\*$"),

@@ -1,7 +1,8 @@
 """CloudFormation custom resource (via ``custom_resources.Provider``): create the docmill k-NN index.
 
-Runs inside the VPC next to the vector store. Uses only the Lambda runtime's boto3/botocore and the
-standard library, so it needs no layer:
+Runs inside the VPC next to the vector store. Talks HTTP with the Lambda runtime's botocore (SigV4)
+and the standard library; the mapping is the library's (``docmill.vectorstores.opensearch``, from
+the layer), with an identical built-in copy when the layer is absent:
 - managed domain (fine-grained access control): authenticates as the master user whose
   credentials live in Secrets Manager, creates the index, and maps the application IAM roles to a
   ``docmill_app`` security role limited to that index (the app signs its requests with SigV4);
@@ -33,53 +34,75 @@ class IndexMismatch(Exception):
     """The index exists with a different vector dimension: refuse instead of corrupting it."""
 
 
-def index_body(props: dict[str, Any]) -> dict[str, Any]:
-    """The mapping docmill's OpenSearch store reads and writes (one document per chunk)."""
-    kind = props.get("Kind", "domain")
-    settings: dict[str, Any] = {"index": {"knn": True}}
-    if kind == "domain":  # Serverless manages shards and replicas itself
-        settings["index"].update(
-            number_of_shards=int(props.get("Shards", 2)),
-            number_of_replicas=int(props.get("Replicas", 1)),
-            **{"knn.algo_param.ef_search": int(props.get("EfSearch", 256))},
-        )
-    method: dict[str, Any] = {
-        "name": "hnsw",
+def _settings_args(props: dict[str, Any]) -> dict[str, Any]:
+    return {
         "engine": props.get("Engine", "faiss"),
         "space_type": props.get("SpaceType", "innerproduct"),
-        "parameters": {
-            "ef_construction": int(props.get("EfConstruction", 256)),
-            "m": int(props.get("M", 16)),
-        },
+        "ef_construction": int(props.get("EfConstruction", 256)),
+        "m": int(props.get("M", 16)),
+        "ef_search": int(props.get("EfSearch", 256)),
+        "service": "aoss" if props.get("Kind") == "serverless" else "es",
     }
+
+
+def library_index_body(props: dict[str, Any]) -> dict[str, Any] | None:
+    """The library's own mapping (docmill.vectorstores.opensearch) when the layer is attached."""
+    try:
+        from docmill.config import OpenSearchSettings
+        from docmill.vectorstores.opensearch import index_body as body_for
+    except ImportError:
+        return None
+    return body_for(OpenSearchSettings(**_settings_args(props)), int(props["Dimension"]))
+
+
+def fallback_index_body(props: dict[str, Any]) -> dict[str, Any]:
+    """The same mapping as docmill.vectorstores.opensearch.index_body, for a function without the
+    layer; tests/unit/test_create_index_handler.py keeps the two identical."""
+    a = _settings_args(props)
+    keyword = {"type": "keyword"}
+    method: dict[str, Any] = {"name": "hnsw", "engine": a["engine"], "space_type": a["space_type"]}
+    parameters: dict[str, Any] = {"ef_construction": a["ef_construction"], "m": a["m"]}
+    index_settings: dict[str, Any] = {"knn": True}
+    if a["engine"] == "faiss":
+        parameters["ef_search"] = a["ef_search"]
+    elif a["engine"] == "nmslib" and a["service"] != "aoss":
+        index_settings["knn.algo_param.ef_search"] = a["ef_search"]
+    method["parameters"] = parameters
     return {
-        "settings": settings,
+        "settings": {"index": index_settings},
         "mappings": {
-            "dynamic": "false",
+            "dynamic": "strict",
             "properties": {
-                "embedding": {"type": "knn_vector", "dimension": int(props["Dimension"]), "method": method},
-                "text": {"type": "text"},
-                "chunk_id": {"type": "keyword"},
-                "tenant": {"type": "keyword"},
-                "collection": {"type": "keyword"},
-                "source_uri": {"type": "keyword"},
-                "source_version": {"type": "keyword"},
-                "source_sha256": {"type": "keyword"},
-                "file_type": {"type": "keyword"},
+                "chunk_id": keyword,
+                "collection": keyword,
+                "tenant": keyword,
+                "source_uri": keyword,
+                "source_version": keyword,
+                "source_sha256": keyword,
+                "file_type": keyword,
                 "page_numbers": {"type": "integer"},
-                "section_title": {
-                    "type": "text",
-                    "fields": {"raw": {"type": "keyword", "ignore_above": 512}},
-                },
+                "section_title": keyword,
+                "element_ids": {"type": "keyword", "index": False},
                 "chunk_index": {"type": "integer"},
                 "char_count": {"type": "integer"},
-                "embedding_model": {"type": "keyword"},
-                "docmill_version": {"type": "keyword"},
-                "element_ids": {"type": "keyword"},
+                "embedding_model": keyword,
+                "docmill_version": keyword,
+                "text": {"type": "text"},
                 "metadata": {"type": "object", "enabled": False},
+                "embedding": {"type": "knn_vector", "dimension": int(props["Dimension"]), "method": method},
             },
         },
     }
+
+
+def index_body(props: dict[str, Any]) -> dict[str, Any]:
+    """The mapping docmill's OpenSearch store reads and writes, plus shard layout on a domain."""
+    body = library_index_body(props) or fallback_index_body(props)
+    if props.get("Kind", "domain") == "domain":  # Serverless manages shards and replicas itself
+        body["settings"]["index"].update(
+            number_of_shards=int(props.get("Shards", 2)), number_of_replicas=int(props.get("Replicas", 1))
+        )
+    return body
 
 
 def app_role_body(index: str) -> dict[str, Any]:

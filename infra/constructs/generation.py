@@ -36,25 +36,8 @@ from infra.config import GenerationConfig
 from infra.constructs.network import Network, retention
 from infra.constructs.runtime_code import RuntimeCode
 from infra.constructs.storage import WORK_PREFIX
+from infra.errors import batch_retry_errors, task_retry_errors
 
-# Error names matched by the batch Retry: docmill.errors codes and Lambda/Step Functions throttling.
-BATCH_RETRY_ERRORS = [
-    "TransientError",
-    "LLMThrottled",
-    "LLMTimeout",
-    "Lambda.TooManyRequestsException",
-    "Lambda.ServiceException",
-    "Lambda.SdkClientException",
-    "Lambda.AWSLambdaException",
-    "States.Timeout",
-]
-TASK_RETRY_ERRORS = [
-    "TransientError",
-    "Lambda.TooManyRequestsException",
-    "Lambda.ServiceException",
-    "Lambda.SdkClientException",
-    "Lambda.AWSLambdaException",
-]
 RESULTS_PREFIX = f"{WORK_PREFIX}generation-results/"
 STATE_MACHINE_METADATA_KEY = "docmill:workflow"
 
@@ -164,7 +147,7 @@ class GenerationWorkflow(Construct):
             comment="writes the batch manifest under _work/ (datasets bucket); returns manifest_key, run_id",
         )
         plan.add_retry(
-            errors=TASK_RETRY_ERRORS, interval=Duration.seconds(2), backoff_rate=2.0, max_attempts=3
+            errors=task_retry_errors(), interval=Duration.seconds(2), backoff_rate=2.0, max_attempts=3
         )
 
         batch = tasks.LambdaInvoke(
@@ -176,7 +159,7 @@ class GenerationWorkflow(Construct):
             retry_on_service_exceptions=False,
         )
         batch.add_retry(
-            errors=BATCH_RETRY_ERRORS,
+            errors=batch_retry_errors(),
             interval=Duration.seconds(config.retry_interval_seconds),
             backoff_rate=config.retry_backoff_rate,
             max_attempts=config.retry_max_attempts,
@@ -230,7 +213,7 @@ class GenerationWorkflow(Construct):
             ),
         )
         assemble.add_retry(
-            errors=TASK_RETRY_ERRORS, interval=Duration.seconds(5), backoff_rate=2.0, max_attempts=3
+            errors=task_retry_errors(), interval=Duration.seconds(5), backoff_rate=2.0, max_attempts=3
         )
 
         definition = settings.next(plan).next(fan_out).next(assemble).next(sfn.Succeed(self, "Done"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
@@ -27,16 +28,9 @@ from infra import paths
 from infra.config import IngestionConfig
 from infra.constructs.network import Network, retention
 from infra.constructs.runtime_code import RuntimeCode
+from infra.errors import task_retry_errors
 
 PROCESS_CONTAINER = "process"
-# Errors worth retrying in workflow tasks (docmill.errors codes + service throttling).
-TRANSIENT_ERRORS = [
-    "TransientError",
-    "Lambda.TooManyRequestsException",
-    "Lambda.ServiceException",
-    "Lambda.SdkClientException",
-    "Lambda.AWSLambdaException",
-]
 
 
 class Ingestion(Construct):
@@ -156,36 +150,33 @@ class Ingestion(Construct):
             self.state_machine.grant_start_execution(self.route)
         else:
             self.task_definition.grant_run(self.route)
-            self.route.add_to_role_policy(_run_task_scope(self.cluster, self.task_definition))
+            self.route.add_to_role_policy(_run_task_scope(self.cluster))
 
         for key, value in self.route_environment().items():
             self.route.add_environment(key, value)
 
     def route_environment(self) -> dict[str, str]:
+        """What route needs to hand a document on: the function, the thresholds, and either the
+        large-file state machine or what it takes to run the ECS task itself."""
         env = {
             "DOCMILL_AWS__PROCESS_FUNCTION": self.process.function_name,
             "DOCMILL_AWS__LARGE_FILE_BYTES": str(self.config.large_file_bytes),
             "DOCMILL_AWS__LARGE_FILE_PAGES": str(self.config.large_file_pages),
-            "DOCMILL_AWS__ECS_CLUSTER": self.cluster.cluster_arn,
-            "DOCMILL_AWS__ECS_TASK_DEFINITION": self.task_definition.task_definition_arn,
-            "DOCMILL_AWS__ECS_CONTAINER": PROCESS_CONTAINER,
-            "DOCMILL_AWS__ECS_SUBNETS": ",".join(
-                self._network.vpc.select_subnets(
-                    subnet_type=self._network.private_subnets.subnet_type
-                ).subnet_ids
-            ),
-            "DOCMILL_AWS__ECS_SECURITY_GROUPS": self._network.workload_sg.security_group_id,
         }
         if self.state_machine is not None:
             env["DOCMILL_AWS__INGEST_STATE_MACHINE_ARN"] = self.state_machine.state_machine_arn
+            return env
+        subnets = self._network.vpc.select_subnets(subnet_type=self._network.private_subnets.subnet_type)
+        env.update(
+            {
+                "DOCMILL_AWS__ECS_CLUSTER": self.cluster.cluster_arn,
+                "DOCMILL_AWS__ECS_TASK_DEFINITION": self.task_definition.task_definition_arn,
+                "DOCMILL_AWS__ECS_CONTAINER": PROCESS_CONTAINER,
+                "DOCMILL_AWS__ECS_SUBNETS": ",".join(subnets.subnet_ids),
+                "DOCMILL_AWS__ECS_SECURITY_GROUPS": self._network.workload_sg.security_group_id,
+            }
+        )
         return env
-
-    def set_environment(self, env: dict[str, str]) -> None:
-        """Cross-capability settings (buckets, vector store, ...) for route, process and the task."""
-        for key, value in env.items():
-            self.route.add_environment(key, value)
-            self.process.add_environment(key, value)
-            self.container.add_environment(key, value)
 
     @property
     def workers(self) -> list:
@@ -204,7 +195,7 @@ class Ingestion(Construct):
             result_path="$.result",
         )
         invoke.add_retry(
-            errors=TRANSIENT_ERRORS,
+            errors=task_retry_errors(),
             interval=Duration.seconds(5),
             backoff_rate=2.0,
             max_attempts=4,
@@ -269,15 +260,9 @@ class Ingestion(Construct):
         )
 
 
-def _run_task_scope(cluster: ecs.Cluster, task_def: ecs.TaskDefinition):
-    from aws_cdk import aws_iam as iam
-
-    # Route reports the tasks it started (DescribeTasks) in its logs; scoped to this cluster's tasks.
-    return iam.PolicyStatement(
-        actions=["ecs:DescribeTasks"],
-        resources=[
-            Stack.of(cluster).format_arn(
-                service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*"
-            )
-        ],
+def _run_task_scope(cluster: ecs.Cluster) -> iam.PolicyStatement:
+    """Route checks on the tasks it started (DescribeTasks); scoped to this cluster's tasks."""
+    task_arn = Stack.of(cluster).format_arn(
+        service="ecs", resource="task", resource_name=f"{cluster.cluster_name}/*"
     )
+    return iam.PolicyStatement(actions=["ecs:DescribeTasks"], resources=[task_arn])

@@ -28,9 +28,29 @@ from infra import paths
 _RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath"}
 
 
+# Optional dependency groups (pyproject [project.optional-dependencies]) that go into each artefact
+# when the project defines them: the layer is for the light zip functions (route, plan), the image
+# for everything heavy (parsing, embedding, generation, dataset writing).
+LAYER_EXTRAS = ("aws",)
+IMAGE_EXTRAS = ("processing", "aws", "generation")
+
+
+def _project(pyproject: Path) -> dict:
+    return tomllib.loads(pyproject.read_text())["project"]
+
+
+def image_extras(pyproject: Path = paths.REPO_ROOT / "pyproject.toml") -> str:
+    """The ``DOCMILL_EXTRAS`` build argument: the image extras this pyproject defines."""
+    defined = _project(pyproject).get("optional-dependencies", {})
+    return ",".join(extra for extra in IMAGE_EXTRAS if extra in defined)
+
+
 def layer_requirements(pyproject: Path = paths.REPO_ROOT / "pyproject.toml") -> list[str]:
-    """The library's base dependencies minus what the Lambda runtime already has."""
-    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    """The library's base (+ LAYER_EXTRAS) dependencies minus what the Lambda runtime already has."""
+    project = _project(pyproject)
+    deps = list(project["dependencies"])
+    for extra in LAYER_EXTRAS:
+        deps += project.get("optional-dependencies", {}).get(extra, [])
     out = []
     for dep in deps:
         name = dep.split(";")[0].split("[")[0]
@@ -121,6 +141,7 @@ class RuntimeCode(Construct):
             directory=str(paths.REPO_ROOT),
             file=paths.DOCKERFILE,
             platform=ecr_assets.Platform.LINUX_AMD64,
+            build_args={"DOCMILL_EXTRAS": image_extras()},
             # The build context is the repo root: never fingerprint cdk.out or node_modules.
             exclude=dockerignore_patterns() or ["cdk.out", "node_modules", ".git", ".venv"],
             ignore_mode=IgnoreMode.DOCKER,

@@ -6,11 +6,11 @@ Access model
   (KMS) and node-to-node, HTTPS only with TLS 1.2, fine-grained access control. The master user
   is an internal user whose password is generated into Secrets Manager. Application roles sign
   with SigV4 and are mapped by the custom resource to a ``docmill_app`` role on the index only.
-- serverless: encryption policy, a network policy that only admits the stack's VPC endpoint, and
-  a data-access policy naming exactly the granted roles.
+- serverless: encryption policy (the data key when there is one), a network policy that only
+  admits the stack's VPC endpoint, and a data-access policy naming exactly the granted roles.
 ``grant_read_write(grantee)`` gives a role IAM access AND inside-the-store access; the stack calls
-``finalize()`` once after its grants, which creates the index custom resource (domain: with the role
-mapping) and the Serverless data-access policy naming exactly the granted roles.
+``finalize()`` once after its grants, which creates the data-access policy (Serverless) and the
+index custom resource (domain: with the role mapping).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class VectorStore(Construct):
         key: kms.IKey | None,
         log_retention_days: int,
         removal: RemovalPolicy,
+        layer: lambda_.ILayerVersion | None = None,
     ) -> None:
         super().__init__(scope, id)
         self.config = config
@@ -80,6 +81,8 @@ class VectorStore(Construct):
             runtime=lambda_.Runtime.PYTHON_3_11,
             code=lambda_.Code.from_asset(str(paths.CREATE_INDEX_CODE)),
             handler=paths.CREATE_INDEX_HANDLER,
+            # The library layer gives it docmill's own index mapping (one source of truth).
+            layers=[layer] if layer is not None else None,
             timeout=Duration.minutes(10),
             memory_size=256,
             vpc=network.vpc,
@@ -121,6 +124,7 @@ class VectorStore(Construct):
             "SpaceType": config.space_type,
             "EfConstruction": config.ef_construction,
             "M": config.m,
+            "EfSearch": config.ef_search,
             "Shards": config.shards,
             "Replicas": config.replicas,
             "Region": stack.region,
@@ -364,7 +368,9 @@ class VectorStore(Construct):
             self._roles.append(role)  # type: ignore[arg-type]
         if self.domain is not None:
             self.domain.grant_index_read_write(self.index_name, grantee)
-            self.domain.grant_path_read("_cluster/health", grantee)  # store.health()
+            # The store sends bulk requests to /_bulk (documents name their index) and checks health.
+            self.domain.grant_path_read_write("_bulk", grantee)
+            self.domain.grant_path_read("_cluster/health", grantee)
         elif self.collection is not None:
             grantee.grant_principal.add_to_principal_policy(
                 iam.PolicyStatement(
@@ -383,4 +389,7 @@ class VectorStore(Construct):
             "DOCMILL_OPENSEARCH__SERVICE": self.service,
             "DOCMILL_OPENSEARCH__ENGINE": self.config.engine,
             "DOCMILL_OPENSEARCH__SPACE_TYPE": self.config.space_type,
+            "DOCMILL_OPENSEARCH__EF_CONSTRUCTION": str(self.config.ef_construction),
+            "DOCMILL_OPENSEARCH__M": str(self.config.m),
+            "DOCMILL_OPENSEARCH__EF_SEARCH": str(self.config.ef_search),
         }

@@ -7,6 +7,7 @@ from constructs import Construct
 
 from infra import paths
 from infra.config import StageConfig
+from infra.constructs.connectors import SourceConnectors, sources_from_context
 from infra.constructs.generation import GenerationWorkflow
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.llm_endpoint import LlmEndpoint
@@ -44,6 +45,7 @@ class DocmillStack(Stack):
             key=self.storage.key,
             log_retention_days=config.log_retention_days,
             removal=removal,
+            layer=self.code.layer,
         )
         self.llm = LlmEndpoint(self, "Llm", config=config.llm)
 
@@ -108,6 +110,24 @@ class DocmillStack(Stack):
         storage.grant_read_write(gen.assemble, storage.datasets)
         # The Distributed Map reads the manifest and writes its results in the encrypted bucket.
         storage.grant_key(gen.state_machine)
+        # Scheduled source syncs (cdk context "docmill:connectors"): they run the processing image
+        # as an ECS task and land documents in the raw bucket, whose events do the rest. The sync
+        # config (connectors/sync.yaml) lives in the processed bucket next to the outputs.
+        self.connectors = None
+        sources = sources_from_context(self)
+        if sources:
+            self.connectors = SourceConnectors(
+                self,
+                "Connectors",
+                cluster=ing.cluster,
+                task_definition=ing.task_definition,
+                config_bucket=storage.processed,
+                sources=sources,
+                vpc_subnets=self.network.private_subnets,
+                security_groups=[self.network.workload_sg],
+            )
+            storage.grant_read_write(self.connectors.task_role, storage.raw)
+            storage.grant_delete(self.connectors.task_role, storage.raw)  # deleted at the source
         vs.finalize()
 
         self.monitoring = None

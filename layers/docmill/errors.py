@@ -34,6 +34,17 @@ class VectorStoreError(DocmillError):
     code = "VectorStoreError"
 
 
+class VectorStoreRequestError(VectorStoreError):
+    """The search service refused a request (auth, bad request...): not worth retrying."""
+
+    code = "VectorStoreRequestError"
+
+    def __init__(self, message: str, *, status: int | None = None, error_type: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error_type = error_type
+
+
 class TransientError(DocmillError):
     """Worth retrying: throttling, timeouts, 5xx. Workflow Retry rules match this code."""
 

@@ -55,7 +55,13 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from infra.constructs.vector_store import VectorStore
 
     outdir = tmp_path_factory.mktemp("cdk.out")
-    context = cdk_json_context(**{"aws:cdk:bundling-stacks": []})
+    context = cdk_json_context(
+        **{
+            "aws:cdk:bundling-stacks": [],
+            # One scheduled source, so the session synth covers the connectors wiring too.
+            "docmill:connectors": [{"name": "handbook", "schedule": "rate(1 hour)"}],
+        }
+    )
     base = stage_config_from_context(context.get)
     config = base.model_copy(update={"account": ACCOUNT, "region": REGION})
     app, stack = build_app(context, config=config, outdir=str(outdir))

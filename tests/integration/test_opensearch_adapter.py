@@ -225,3 +225,28 @@ def test_sigv4_without_credentials_is_a_configuration_error(monkeypatch, tmp_pat
 def test_missing_url_is_a_configuration_error():
     with pytest.raises(ConfigurationError, match="DOCMILL_OPENSEARCH__URL"):
         build_client(OpenSearchSettings())
+
+
+def test_refused_requests_become_typed_errors_and_creation_races_are_fine(double):
+    from docmill.errors import VectorStoreRequestError
+
+    # Given an index created by someone else a moment before ensure_index creates it
+    store = make_store(double.url)
+    other = make_store(double.url)
+    other.ensure_index(DIM)
+    original = store.index_dimension
+    calls = iter([None])  # the first look sees no index: the race
+
+    def first_none_then_real():
+        try:
+            return next(calls)
+        except StopIteration:
+            return original()
+
+    store.index_dimension = first_none_then_real
+    store.ensure_index(DIM)  # create answers resource_already_exists: accepted, dimension checked
+    # When a request is refused for a reason retrying cannot fix
+    with pytest.raises(VectorStoreRequestError) as info:
+        store._call("search", store.client.search, index="chunks", body={"bogus": 1})
+    # Then it is a typed error carrying the status and OpenSearch's error type
+    assert info.value.status == 400 and info.value.error_type == "parsing_exception"

@@ -25,13 +25,17 @@ def version_chunks(collection: str, source: str, version: str, texts: list[str])
     return chunks
 
 
-def ingest(store, model, collection, source, version, texts):
-    """What ingestion does for one source version: upsert, then drop other versions."""
+def ingest(store, model, collection, source, version, texts, via_replace=False):
+    """What ingestion does for one source version: upsert, then drop other versions (either
+    by version, or with ``replace_source``, by chunk id)."""
     chunks = version_chunks(collection, source, version, texts)
-    if chunks:
-        result = store.upsert(chunks)
-        assert result.errors == []
-    store.delete_source(collection, source, keep_version=version)
+    if via_replace:
+        assert store.replace_source(collection, source, chunks).errors == []
+    else:
+        if chunks:
+            result = store.upsert(chunks)
+            assert result.errors == []
+        store.delete_source(collection, source, keep_version=version)
     model[(collection, source)] = {c.chunk_id: version for c in chunks}
 
 
@@ -91,7 +95,7 @@ def test_random_operation_sequences(store, seed):
             versions[(collection, source)] = n
             # texts overlap between versions on purpose: unchanged chunks keep their ids
             texts = [rng.choice(words) for _ in range(rng.randint(0, 4))]
-            ingest(store, model, collection, source, f"v{n}", texts)
+            ingest(store, model, collection, source, f"v{n}", texts, via_replace=rng.random() < 0.5)
         elif op == "reingest" and (collection, source) in model:
             current = model[(collection, source)]
             version = next(iter(current.values()), f"v{versions[(collection, source)]}")

@@ -198,3 +198,33 @@ def test_same_chunk_ids_in_two_collections_are_separate_documents(store):
     # Then the other collection still has its copy
     assert [c.collection for c in store.iter_chunks("beta")] == ["beta"]
     assert store.search(a.embedding, 5, SearchFilter(collection="beta"))[0].chunk_id == a.chunk_id
+
+
+@pytest.mark.parametrize("version", ["v2", None])
+def test_replace_source_keeps_exactly_the_new_chunks(store, version):
+    # Given v1 of a source (three chunks) and another source
+    old = [make_chunk("doc.md", i, version="v1") for i in range(3)]
+    store.upsert(old)
+    store.upsert([make_chunk("other.md", 0)])
+    # When v2 keeps chunk 0 unchanged (same id), and replaces the rest with one new chunk
+    new = [old[0].model_copy(update={"source_version": version}), make_chunk("doc.md", 1, version=version, text="new")]
+    result = store.replace_source("docs", "doc.md", new)
+    # Then the source holds exactly the v2 chunks, and the other source is untouched
+    assert result.errors == []
+    got = {(c.chunk_id, c.source_version) for c in store.iter_chunks("docs") if c.source_uri == "doc.md"}
+    assert got == {(c.chunk_id, version) for c in new}
+    assert store.count("docs", "other.md") == 1
+    # and replacing with no chunks (the file became empty) removes the source
+    store.replace_source("docs", "doc.md", [])
+    assert store.count("docs", "doc.md") == 0
+
+
+def test_replace_source_keeps_old_chunks_when_indexing_fails(store):
+    old = [make_chunk("doc.md", i) for i in range(2)]
+    store.upsert(old)
+    broken = make_chunk("doc.md", 5, version="v2").model_copy(update={"embedding": None})
+    result = store.replace_source("docs", "doc.md", [make_chunk("doc.md", 0, version="v2", text="x"), broken])
+    assert [e["chunk_id"] for e in result.errors] == [broken.chunk_id]
+    assert {c.chunk_id for c in old} <= {c.chunk_id for c in store.iter_chunks("docs")}
+    with pytest.raises(VectorStoreError):
+        store.replace_source("docs", "doc.md", [make_chunk("elsewhere.md", 0)])

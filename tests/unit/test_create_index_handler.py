@@ -55,6 +55,18 @@ def test_mapping_matches_what_the_library_reads() -> None:
     assert body["settings"]["index"]["number_of_shards"] == 2
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"Kind": "serverless"}, {"Engine": "nmslib", "SpaceType": "cosinesimil"}, {"Engine": "lucene"}],
+)
+def test_built_in_mapping_is_identical_to_the_librarys(overrides: dict) -> None:
+    props = {**PROPS, **overrides}
+    library = h.library_index_body(props)
+    if library is None:
+        pytest.skip("docmill.vectorstores.opensearch is not on this branch yet (vector index issue #3)")
+    assert h.fallback_index_body(props) == library
+
+
 def test_serverless_mapping_leaves_shards_to_the_service() -> None:
     body = h.index_body({**PROPS, "Kind": "serverless"})
     assert "number_of_shards" not in body["settings"]["index"]

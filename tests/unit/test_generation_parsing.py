@@ -117,3 +117,12 @@ def test_judge_accepts_labelled_scores_when_there_is_no_json():
     assert parsed.verdict.answerable is False and parsed.repairs == ["labelled_text"]
     with pytest.raises(OutputParseError):
         parse_judge("Relevance: 4. The rest is fine.")
+
+
+def test_unknown_question_types_take_the_requested_type_when_known():
+    text = '[{"type": "fabulous", "instruction": "Why?"}, {"instruction": "How?"}, {"type": "summary", "instruction": "Sum up."}]'
+    result = parse_questions(text, expected_types=["reasoning", "factual", "instruction"])
+    assert [i.type for i in result.items] == ["reasoning", "factual", "summary"]
+    assert "type_from_request" in result.repairs
+    # without the request, an unknown type is invalid
+    assert parse_questions(text).invalid_items == 1

@@ -279,3 +279,41 @@ def test_collection_chunks_reads_the_store_or_falls_back_to_ingested_files(tmp_p
     folder.joinpath("chunks.jsonl").write_text("\n".join(c.model_dump_json() for c in chunks[:2]) + "\n")
     from_files = list(collection_chunks(None, "handbook", home=tmp_path / "home"))
     assert [c.chunk_id for c in from_files] == [c.chunk_id for c in chunks[:2]]
+
+
+def test_calls_run_concurrently_up_to_the_configured_limit(tmp_path, store, embedder, chunks):
+    import threading
+    import time
+
+    model = FakeModel()
+    lock = threading.Lock()
+    active = {"now": 0, "max": 0}
+
+    def reply(messages):
+        with lock:
+            active["now"] += 1
+            active["max"] = max(active["max"], active["now"])
+        time.sleep(0.02)  # long enough for the other workers to start their calls
+        with lock:
+            active["now"] -= 1
+        return model(messages)
+
+    result, _ = run(tmp_path, store, embedder, chunks, ScriptedLLM(reply), config(concurrency=3))
+    assert result.assembled["records_generated"] == 24
+    assert active["max"] == 3
+
+
+def test_distractors_come_from_other_documents(chunks):
+    import random
+
+    from docmill.generation.pipeline import _pick_distractors
+
+    rng = random.Random(0)
+    for chunk in chunks:
+        picked = _pick_distractors(chunk, chunks, rng)
+        assert len(picked) == 2 and len({d.chunk_id for d in picked}) == 2
+        assert all(d.source_uri != chunk.source_uri for d in picked)
+    # one document only: other chunks of it are the fallback; a lone chunk gets none
+    one_doc = [c for c in chunks if c.source_uri == chunks[0].source_uri]
+    assert all(d.chunk_id != one_doc[0].chunk_id for d in _pick_distractors(one_doc[0], one_doc, rng))
+    assert _pick_distractors(one_doc[0], one_doc[:1], rng) == []

@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -316,9 +317,12 @@ class QuestionParse:
     repairs: list[str]
 
 
-def parse_questions(text: str) -> QuestionParse:
+def parse_questions(text: str, expected_types: Sequence[str] | None = None) -> QuestionParse:
     """A JSON list of question items (or ``{"questions": [...]}``); invalid items are skipped
-    and counted, but a reply with no valid item at all is an ``OutputParseError``."""
+    and counted, but a reply with no valid item at all is an ``OutputParseError``.
+
+    With ``expected_types`` (the types the prompt asked for, in order), an item whose type is
+    missing or unknown takes the type requested at its position (repair ``type_from_request``)."""
     parsed = parse_json(text)
     value = parsed.value
     if isinstance(value, dict):
@@ -332,16 +336,24 @@ def parse_questions(text: str) -> QuestionParse:
         raise OutputParseError("expected a JSON list of items")
     items: list[QuestionItem] = []
     invalid = 0
-    for raw in value:
+    repairs = list(parsed.repairs)
+    for position, raw in enumerate(value):
         if isinstance(raw, dict) and "instruction" not in raw and isinstance(raw.get("question"), str):
             raw = {**raw, "instruction": raw["question"]}
+        if isinstance(raw, dict) and expected_types:
+            kind = raw.get("type")
+            norm = _TYPE_ALIASES.get(kind.strip().lower(), kind.strip().lower()) if isinstance(kind, str) else None
+            if norm not in QUESTION_TYPES:
+                raw = {**raw, "type": expected_types[position % len(expected_types)]}
+                if "type_from_request" not in repairs:
+                    repairs.append("type_from_request")
         try:
             items.append(QuestionItem.model_validate(raw))
         except ValidationError:
             invalid += 1
     if not items:
         raise OutputParseError(f"no valid item among {len(value)}: each needs type and a non-empty instruction")
-    return QuestionParse(items=items, invalid_items=invalid, repairs=parsed.repairs)
+    return QuestionParse(items=items, invalid_items=invalid, repairs=repairs)
 
 
 class JudgeVerdict(BaseModel):

@@ -173,10 +173,20 @@ def sample_chunks(chunks: Sequence[ChunkRecord], max_chunks: int | None, seed: i
 
 
 def _pick_distractors(chunk: ChunkRecord, pool: Sequence[ChunkRecord], rng: random.Random, n: int = 2) -> list[Distractor]:
-    others = [c for c in pool if c.source_uri != chunk.source_uri]
-    if not others:
-        others = [c for c in pool if c.chunk_id != chunk.chunk_id]
-    chosen = rng.sample(others, min(n, len(others))) if others else []
+    """Up to ``n`` random chunks, preferably from other documents. Random probing keeps this
+    O(n) per chunk, so planning stays fast on large collections."""
+    chosen: list[ChunkRecord] = []
+    if len(pool) > 1:
+        for attempt in range(40 * n):
+            if len(chosen) >= n:
+                break
+            cand = pool[rng.randrange(len(pool))]
+            if cand.chunk_id == chunk.chunk_id or any(c.chunk_id == cand.chunk_id for c in chosen):
+                continue
+            # Same-document chunks only once other documents were given a fair chance.
+            if cand.source_uri == chunk.source_uri and attempt < 20 * n:
+                continue
+            chosen.append(cand)
     return [Distractor(chunk_id=c.chunk_id, source_uri=c.source_uri, text=c.text) for c in chosen]
 
 
@@ -525,10 +535,15 @@ class GenerationEngine:
     def _chunk_task(self, sink: _Sink, bc: BatchChunk) -> list[tuple[QuestionItem, list[SearchHit]]] | None:
         chunk = bc.chunk
         if self.stop.is_set():
+            self._drop(sink, "chunk_not_started_budget")
             return None
         messages = question_messages(self.prompts, self.config, chunk)
+        types = _question_types(self.config, chunk.chunk_id)
         try:
-            parsed, _ = self.caller.call_json(sink, "question", chunk.chunk_id, messages, self.params["question"], parse_questions)
+            parsed, _ = self.caller.call_json(
+                sink, "question", chunk.chunk_id, messages, self.params["question"],
+                lambda text: parse_questions(text, expected_types=types),
+            )
         except BudgetExhausted:
             self._budget_hit(sink, "chunk_budget_exhausted")
             return None

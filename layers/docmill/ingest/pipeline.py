@@ -43,6 +43,9 @@ class IngestProgress(Protocol):
     def file_finished(self, result: FileResult) -> None: ...
 
 
+SMALL_BATCH_BYTES = 512 * 1024
+
+
 def _utcnow() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -108,12 +111,14 @@ class Ingestor:
                 self._finish(report, early)
             else:
                 todo.append(ref)
-        workers = self._worker_count(len(todo))
+        workers = self._worker_count(todo)
         if workers <= 1:
             for ref in todo:
                 self._finish(report, self._complete(self._run_inline(ref)))
         else:
             self._run_parallel(todo, workers, report)
+        if self.vector_store is not None:
+            self.vector_store.refresh()  # one refresh per run: OpenSearch writes become searchable
         report.finished_at = _utcnow()
         report.totals.seconds = time.perf_counter() - started
         report.summarise()
@@ -123,7 +128,10 @@ class Ingestor:
     def ingest_one(self, ref: SourceRef) -> FileResult:
         """Process one source in this process (what a Lambda or ECS task does)."""
         early = self._early_result(ref)
-        return early if early is not None else self._complete(self._run_inline(ref))
+        result = early if early is not None else self._complete(self._run_inline(ref))
+        if self.vector_store is not None:
+            self.vector_store.refresh()
+        return result
 
     def delete_source(self, source_uri: str) -> int:
         """Forget a source: its outputs and its chunks in the index. Returns chunks removed."""
@@ -161,9 +169,13 @@ class Ingestor:
             self._embedder = self.embedder() if callable(self.embedder) and not isinstance(self.embedder, Embedder) else self.embedder  # type: ignore[operator,assignment]
         return self._embedder
 
-    def _worker_count(self, n_files: int) -> int:
-        wanted = self.options.workers or (os.cpu_count() or 1)
-        return max(1, min(wanted, n_files))
+    def _worker_count(self, todo: Sequence[SourceRef]) -> int:
+        if not self.options.workers and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
+            # Starting worker processes (each imports Unstructured) costs more than a few small
+            # files take to parse; an explicit --workers still wins.
+            return 1
+        wanted = self.options.workers or len(os.sched_getaffinity(0))
+        return max(1, min(wanted, len(todo)))
 
     def _state_key(self, source_uri: str) -> str:
         return f"sources/{source_id_for(source_uri)}/source.json"
@@ -321,14 +333,16 @@ class Ingestor:
         source_dir = f"sources/{source_id_for(ref.uri)}"
         self._root.write_json(f"{source_dir}/elements.json", doc.elements)
         self._root.write_jsonl(f"{source_dir}/chunks.jsonl", (c.model_dump(mode="json") for c in chunks))
-        if self.vector_store is not None and chunks:
+        if self.vector_store is not None:
             if not self._index_ready:
-                self.vector_store.ensure_index(len(chunks[0].embedding or []) or (embedder.dimension if embedder else 384))
+                dimension = len(chunks[0].embedding or []) if chunks else 0
+                self.vector_store.ensure_index(dimension or (embedder.dimension if embedder else 384))
                 self._index_ready = True
-            result = self.vector_store.upsert(chunks)
+            # What survives is decided by chunk id, so a re-chunked file with the same version
+            # (or one that now yields no chunks) leaves nothing stale behind.
+            result = self.vector_store.replace_source(self.collection, ref.uri, chunks)
             if result.errors:
                 raise DocmillError(f"the index refused {len(result.errors)} chunks: {result.errors[0]}")
-            self.vector_store.delete_source(self.collection, ref.uri, keep_version=version)
         state = {
             "status": "ok",
             "source_uri": ref.uri,

@@ -66,6 +66,27 @@ class VectorStore(ABC):
 
     # Additive, non-abstract so that existing implementations (and test doubles elsewhere)
     # keep working; both docmill back ends override them.
+    def delete_source_except(self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str]) -> int:
+        """Delete a source's chunks whose id is not in ``keep_chunk_ids``."""
+        raise VectorStoreError(f"{type(self).__name__} cannot delete by chunk id set")
+
+    def replace_source(self, collection: str, source_uri: str, chunks: Sequence[ChunkRecord]) -> UpsertResult:
+        """Index one source's current chunks and drop every other chunk of that source: what
+        ingestion calls per (re-)ingested source. Works whatever ``source_version`` holds
+        (even None), because what survives is decided by chunk id. If some chunks fail to
+        index, the stale ones are kept (nothing is deleted) and the errors are returned, so the
+        caller can mark the source failed and a retry completes the swap."""
+        for chunk in chunks:
+            if chunk.collection != collection or chunk.source_uri != source_uri:
+                raise VectorStoreError(
+                    f"replace_source({collection!r}, {source_uri!r}) got a chunk of "
+                    f"({chunk.collection!r}, {chunk.source_uri!r})"
+                )
+        result = self.upsert(chunks) if chunks else UpsertResult()
+        if not result.errors:
+            self.delete_source_except(collection, source_uri, [c.chunk_id for c in chunks])
+        return result
+
     def search_hybrid(
         self,
         text: str,

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 
 from docmill.vectorstores.base import SearchHit
 
+MIN_SCORE = 0.001
+
 
 def min_max(scores: Sequence[float]) -> list[float]:
     if not scores:
@@ -22,7 +24,8 @@ def min_max(scores: Sequence[float]) -> list[float]:
     if hi - lo <= 1e-12:
         # One hit, or all equal: they are all "the best" of that list.
         return [1.0 for _ in scores]
-    return [(s - lo) / (hi - lo) for s in scores]
+    # The list's worst hit still beats "not in the list" (OpenSearch's min-max does the same).
+    return [max(MIN_SCORE, (s - lo) / (hi - lo)) for s in scores]
 
 
 def combine(

@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from docmill.config import OpenSearchSettings
-from docmill.errors import ConfigurationError, TransientError, VectorStoreError
+from docmill.errors import ConfigurationError, TransientError, VectorStoreError, VectorStoreRequestError
 from docmill.models import ChunkRecord
 from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore
 from docmill.vectorstores.hybrid import combine
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 VECTOR_FIELD = "embedding"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_TERMS = 65_000  # OpenSearch's default index.max_terms_count is 65536
 SOURCE_EXCLUDES = [VECTOR_FIELD]
 _KEYWORD = {"type": "keyword"}
 
@@ -251,7 +252,14 @@ class OpenSearchStore(VectorStore):
                 status = exc.status_code if isinstance(exc.status_code, int) else None
                 transient = status in RETRY_STATUSES or isinstance(exc, OSConnectionError)
                 if not transient:
-                    raise
+                    if status == 404:
+                        raise  # callers decide what a missing index means
+                    error_type = exc.error if isinstance(exc.error, str) else None
+                    raise VectorStoreRequestError(
+                        f"OpenSearch {what} refused ({status} {error_type}): {str(exc.info)[:500]}",
+                        status=status,
+                        error_type=error_type,
+                    ) from exc
                 if attempt >= self.max_retries:
                     raise TransientError(
                         f"OpenSearch {what} still failing after {attempt + 1} attempts: {exc}"
@@ -281,8 +289,6 @@ class OpenSearchStore(VectorStore):
         return int(field["dimension"])
 
     def ensure_index(self, dimension: int) -> None:
-        from opensearchpy.exceptions import RequestError
-
         existing = self.index_dimension()
         if existing is None:
             try:
@@ -293,9 +299,9 @@ class OpenSearchStore(VectorStore):
                     body=index_body(self.settings, dimension),
                 )
                 return
-            except RequestError as exc:
-                if exc.error != "resource_already_exists_exception":  # lost a creation race: fine
-                    raise VectorStoreError(f"cannot create index {self.index!r}: {exc.info}") from exc
+            except VectorStoreRequestError as exc:
+                if exc.error_type != "resource_already_exists_exception":  # lost a creation race: fine
+                    raise
             existing = self.index_dimension()
         if existing != dimension:
             raise VectorStoreError(
@@ -331,6 +337,8 @@ class OpenSearchStore(VectorStore):
             latest[document_id(chunk)] = chunk  # the same chunk twice in one call: the last one wins
         if not latest:
             return result
+        # Checked on every call (one small GET): a bulk into a missing index would make OpenSearch
+        # auto-create it with a dynamic mapping (vectors as plain floats), breaking k-NN for good.
         if self.index_dimension() is None:
             self.ensure_index(len(next(iter(latest.values())).embedding or []))
         if self.serverless:
@@ -407,7 +415,7 @@ class OpenSearchStore(VectorStore):
             body: dict[str, Any] = {
                 "size": max(1, min(page_size, 10_000)),
                 "query": query,
-                "sort": [{"source_uri": "asc"}, {"chunk_index": "asc"}, {"chunk_id": "asc"}],
+                "sort": [{"source_uri": "asc"}, {"chunk_index": "asc"}, {"chunk_id": "asc"}, {"tenant": "asc"}],
                 "_source": source,
             }
             if search_after is not None:
@@ -483,6 +491,17 @@ class OpenSearchStore(VectorStore):
         }
         if keep_version is not None:
             query["bool"]["must_not"] = [{"term": {"source_version": keep_version}}]
+        return self._delete_matching(query)
+
+    def delete_source_except(self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str]) -> int:
+        keep = sorted(set(keep_chunk_ids))
+        if len(keep) > MAX_TERMS:
+            raise VectorStoreError(f"a source with more than {MAX_TERMS} chunks cannot be swapped by id set")
+        query: dict[str, Any] = {
+            "bool": {"filter": [{"term": {"collection": collection}}, {"term": {"source_uri": source_uri}}]}
+        }
+        if keep:
+            query["bool"]["must_not"] = [{"terms": {"chunk_id": keep}}]
         return self._delete_matching(query)
 
     def delete_collection(self, collection: str) -> int:
