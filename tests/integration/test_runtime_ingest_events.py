@@ -182,18 +182,15 @@ def test_poison_message_lands_in_the_dlq_after_max_receives(env: RuntimeEnv) -> 
     assert dead["Body"] == "this is not an S3 event"
 
 
-def test_retryable_processing_failure_is_retried_then_sent_to_the_dlq_with_its_reason(env: RuntimeEnv) -> None:
-    class BrokenIndex:
-        def ensure_index(self, dimension: int) -> None:
-            raise VectorStoreError("index unavailable (503)")
+def test_retryable_processing_failure_is_retried_then_sent_to_the_dlq_with_its_reason(
+    env: RuntimeEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def index_down(*args: object, **kwargs: object) -> None:
+        raise VectorStoreError("index unavailable (503)")
 
-        def delete_source(self, *a: object, **k: object) -> int:
-            return 0
-
-        def close(self) -> None:
-            pass
-
-    env.runtime._cache["vector_store"] = BrokenIndex()
+    store = env.runtime.vector_store()
+    monkeypatch.setattr(store, "replace_source", index_down)
+    monkeypatch.setattr(store, "upsert", index_down)
     key = "acme/handbook/pumps.md"
     env.put(key, DOC_V1)
 
@@ -223,3 +220,83 @@ def test_eventbridge_event_sent_straight_to_route_is_processed(env: RuntimeEnv) 
 
     assert [d["action"] for d in result["decisions"]] == ["lambda"]
     assert env.chunks("handbook", uri(env, key))
+
+
+def test_large_object_starts_an_ecs_task_whose_entry_point_processes_it(tmp_path: Path) -> None:
+    from docmill.runtime import ecs_task
+
+    with runtime_env(
+        tmp_path / "home", large_file_bytes=64, ecs_cluster="docmill", ecs_task_definition="docmill-process"
+    ) as env:
+        # (No subnets here: moto 5.2 fails run_task with awsvpc network interfaces; the
+        # networkConfiguration the stack's subnets produce is checked in the next test.)
+        ecs = env.clients["ecs"]
+        ecs.create_cluster(clusterName="docmill")
+        ecs.register_task_definition(
+            family="docmill-process", networkMode="bridge", cpu="1024", memory="4096",
+            containerDefinitions=[{"name": "process", "image": "docmill:latest", "essential": True, "memory": 4096, "cpu": 1024}],
+        )
+        key = "acme/handbook/pumps.md"
+        version = env.put(key, DOC_V1)  # 96 bytes: over the 64-byte threshold
+
+        env.poller.drain()
+
+        assert env.functions.invocations == []  # not the Lambda
+        (task_arn,) = ecs.list_tasks(cluster="docmill")["taskArns"]
+        (task,) = ecs.describe_tasks(cluster="docmill", tasks=[task_arn])["tasks"]
+        (override,) = task["overrides"]["containerOverrides"]
+        environ = {e["name"]: e["value"] for e in override["environment"]}
+        assert override["name"] == "process"
+        # moto's notifications carry no versionId (AWS's do): the task then takes the current version.
+        assert environ == {"DOCMILL_OBJECT_BUCKET": env.names.raw, "DOCMILL_OBJECT_KEY": key, "DOCMILL_OBJECT_VERSION_ID": ""}
+        assert env.chunks("handbook", uri(env, key)) == []
+
+        # What the container runs: python -m functions.process_document.ecs_task, object from the env.
+        assert ecs_task.main([], environ) == 0
+
+        assert {c["source_version"] for c in env.chunks("handbook", uri(env, key))} == {version}
+
+
+def test_run_task_request_carries_the_network_configuration_and_the_object() -> None:
+    from docmill.runtime.events import parse_object_events
+    from docmill.runtime.routing import Router, decide
+
+    class RecordingEcs:
+        def __init__(self) -> None:
+            self.calls: list[dict] = []
+
+        def run_task(self, **kwargs: object) -> dict:
+            self.calls.append(kwargs)
+            return {"tasks": [{"taskArn": "arn:aws:ecs:us-east-1:123456789012:task/docmill/abc"}], "failures": []}
+
+    from docmill import aws
+    from docmill.config import AwsSettings, Settings
+    from docmill.runtime.context import Runtime
+
+    ecs = RecordingEcs()
+    aws.set_client("ecs", ecs)
+    try:
+        rt = Runtime(settings=Settings(aws=AwsSettings(
+            large_file_bytes=10, ecs_cluster="arn:cluster", ecs_task_definition="arn:td", ecs_container="process",
+            ecs_subnets="subnet-a,subnet-b", ecs_security_groups="sg-1",
+        )))
+        (event,) = parse_object_events(notification("raw", "acme/h/big.pdf", version_id="v9", size=1000))
+        decision = Router(rt).route(event)
+    finally:
+        aws.reset_clients()
+
+    assert decide(event, rt).action == "ecs" and decision.dispatched.endswith("/abc")
+    (call,) = ecs.calls
+    assert call["launchType"] == "FARGATE" and call["cluster"] == "arn:cluster" and call["taskDefinition"] == "arn:td"
+    assert call["networkConfiguration"]["awsvpcConfiguration"] == {
+        "subnets": ["subnet-a", "subnet-b"], "securityGroups": ["sg-1"], "assignPublicIp": "DISABLED"
+    }
+    (override,) = call["overrides"]["containerOverrides"]
+    assert override["name"] == "process"
+    assert {e["name"]: e["value"] for e in override["environment"]}["DOCMILL_OBJECT_VERSION_ID"] == "v9"
+
+
+def test_ecs_task_entry_point_refuses_to_run_without_an_object() -> None:
+    from docmill.runtime import ecs_task
+
+    assert ecs_task.main([], {}) == 2
