@@ -398,21 +398,6 @@ class DevEnvironment:
             "state_machine_arn": self.provisioned.state_machine_arn,
         }
 
-    def wait_idle(self, timeout: float = 30.0) -> None:
-        """Until the queue is empty and no processing is in flight (best effort, bounded)."""
-        deadline = time.monotonic() + timeout
-        sqs = aws.client("sqs")
-        assert self.provisioned is not None
-        while time.monotonic() < deadline:
-            attrs = sqs.get_queue_attributes(
-                QueueUrl=self.provisioned.queue_url,
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-            )["Attributes"]
-            if int(attrs["ApproximateNumberOfMessages"]) == 0 and int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0:
-                if self._executor._work_queue.empty():  # noqa: SLF001 - no public probe
-                    return
-            time.sleep(0.2)
-
     def stop(self) -> None:
         if self.poller is not None:
             self.poller.stop()
