@@ -11,6 +11,9 @@ process on 127.0.0.1; or an endpoint the caller names, e.g. LocalStack):
   ``docmill-generate-batch``, ``docmill-assemble``, bound to the handlers in functions/ in this
   process (see ``docmill.runtime.local_lambda`` for why and how);
 - the generation state machine, its definition synthesised from infra/ (``infra.workflow``);
+- with an external endpoint (``--endpoint-url`` / ``AWS_ENDPOINT_URL``, e.g. LocalStack) only the
+  buckets, queue and notification are created there; documents are processed in this process and
+  no state machine is created (the emulator would run Lambda tasks in Docker);
 - a poller that feeds the queue to the ``route`` handler in SQS Lambda-event shape, deleting
   what succeeded and letting failed records come back (and, eventually, go to the DLQ).
 """
@@ -357,6 +360,7 @@ class DevEnvironment:
             aws.set_client(service, client)
         names = self.names
         self.provisioned = provision(clients, names, max_receive_count=self.max_receive_count)
+        external = bool(self.endpoint_url)
         settings = self.settings.model_copy(
             update={
                 "aws": self.settings.aws.model_copy(
@@ -364,7 +368,9 @@ class DevEnvironment:
                         "raw_bucket": names.raw,
                         "processed_bucket": names.processed,
                         "datasets_bucket": names.datasets,
-                        "process_function": PROCESS_FUNCTION,
+                        # An external emulator would run Lambda code in its own (Docker) runtime,
+                        # where our handlers cannot be bound: route then processes in-process.
+                        "process_function": None if external else PROCESS_FUNCTION,
                     }
                 )
             }
@@ -372,10 +378,11 @@ class DevEnvironment:
         from docmill.runtime.context import Runtime
 
         self._previous_runtime = runtime_context.install(Runtime(settings=settings, **self.runtime_overrides))
-        # One worker: the embedded vector store and the embedder are shared by every document.
-        self.functions = LocalFunctions(async_executor=self._executor).install()
-        bind_functions(self.functions, clients, self.provisioned, generation=self.generation)
-        if self.generation:
+        if not external:
+            # One worker: the embedded vector store and the embedder are shared by every document.
+            self.functions = LocalFunctions(async_executor=self._executor).install()
+            bind_functions(self.functions, clients, self.provisioned, generation=self.generation)
+        if self.generation and not external:
             asl = load_generation_asl(
                 datasets_bucket=names.datasets, cache_dir=Path(settings.home) / "cache", template=self.template
             )
