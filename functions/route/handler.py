@@ -40,7 +40,9 @@ def _report(decisions: list[RouteDecision]) -> list[dict[str, Any]]:
 def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
     logger.set_correlation_id(record.message_id)
     try:
-        return _report(Router(runtime_context.current()).route_message(record.body))
+        router = Router(runtime_context.current())
+        receives = int(record.attributes.approximate_receive_count or 0) or None
+        return _report(router.route_queue_message(record.message_id, record.body, receive_count=receives))
     except Exception as exc:
         # The record goes back to the queue (and, after maxReceiveCount, to the DLQ): log why.
         logger.exception("record failed", extra={"message_id": record.message_id, "error": type(exc).__name__})

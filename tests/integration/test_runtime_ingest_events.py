@@ -180,6 +180,10 @@ def test_poison_message_lands_in_the_dlq_after_max_receives(env: RuntimeEnv) -> 
 
     (dead,) = env.dlq_messages()
     assert dead["Body"] == "this is not an S3 event"
+    why = json.loads(
+        env.s3.get_object(Bucket=env.names.processed, Key=f"_events/failures/{dead['MessageId']}.json")["Body"].read()
+    )
+    assert why["error_code"] == "EventParseError" and "not JSON" in why["reason"] and why["retryable"] is False
 
 
 def test_retryable_processing_failure_is_retried_then_sent_to_the_dlq_with_its_reason(

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from docmill import aws
 from docmill.errors import TransientError
 from docmill.runtime.context import Runtime
-from docmill.runtime.events import ObjectEvent, parse_object_events
+from docmill.runtime.events import EventParseError, ObjectEvent, parse_object_events
 from docmill.runtime.keys import ignore_reason, is_paged, placement_for_key, unsupported_reason
 from docmill.runtime.process import ObjectProcessor, ProcessOutcome, ProcessRequest
 
@@ -103,6 +103,30 @@ class Router:
     def route_message(self, message: str | dict) -> list[RouteDecision]:
         """Every event of one queue message (or one EventBridge event), routed in order."""
         return [self.route(event) for event in parse_object_events(message)]
+
+    def route_queue_message(self, message_id: str, body: str, *, receive_count: int | None = None) -> list[RouteDecision]:
+        """``route_message`` for one SQS record; a failure is recorded with its reason under
+        ``_events/failures/<message_id>.json`` (processed bucket) and raised, so the record is
+        retried and, after ``maxReceiveCount`` receives, SQS moves it to the dead-letter queue
+        whose messages can be matched to their reasons by message id."""
+        try:
+            return self.route_message(body)
+        except Exception as exc:
+            try:
+                self.runtime.processed_store().write_json(
+                    f"_events/failures/{message_id}.json",
+                    {
+                        "message_id": message_id,
+                        "error_code": getattr(exc, "code", type(exc).__name__),
+                        "reason": str(exc)[:2000],
+                        "retryable": not isinstance(exc, EventParseError),
+                        "receive_count": receive_count,
+                        "body": body[:10_000],
+                    },
+                )
+            except Exception:  # noqa: BLE001 - the original failure is what must surface
+                pass
+            raise
 
     def route(self, event: ObjectEvent) -> RouteDecision:
         decision = decide(event, self.runtime)
