@@ -55,9 +55,17 @@ def dev(
         endpoint_url=endpoint_url,
         generation=workflow,
     )
+    # Ctrl+C / SIGTERM from here on means "stop cleanly", also while starting up.
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
     # Nothing may reach stdout before the --json line: start-up chatter goes to stderr.
-    with contextlib.redirect_stdout(sys.stderr):
-        info = env.start()
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            info = env.start()
+    except BaseException:
+        env.stop()
+        raise
     if as_json:
         sys.stdout.write(json.dumps(info) + "\n")
     else:
@@ -68,17 +76,13 @@ def dev(
             f"  datasets bucket:   {info['buckets']['datasets']}",
             f"  events queue:      {info['queues']['events']}",
             f"  dead-letter queue: {info['queues']['dlq']}",
-            f"  state machine:     {info['state_machine_arn'] or '(off: --no-workflow)'}",
+            f"  state machine:     {info['state_machine_arn'] or '(none: --no-workflow or an external endpoint)'}",
             "Try (credentials: any, e.g. AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test):",
             *(f"  {c}" for c in example_commands(info)),
             "Press Ctrl+C to stop.",
         ]
         sys.stdout.write("\n".join(lines) + "\n")
     sys.stdout.flush()
-
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     try:
         while not stop.wait(0.5):
             pass
