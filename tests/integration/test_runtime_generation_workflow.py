@@ -132,3 +132,33 @@ def test_plan_fails_the_execution_for_a_collection_without_chunks(env: RuntimeEn
 
     assert described["status"] == "FAILED"
     assert described["error"] == "ConfigurationError"
+
+
+def test_docmill_workflow_command_runs_generation_through_the_state_machine(
+    tmp_path: Path, template: dict[str, Any]
+) -> None:
+    from typer.testing import CliRunner
+
+    from docmill.cli import app
+
+    with runtime_env(
+        tmp_path / "home", generation=True, llm_factory=lambda: ScriptedLLM(FakeModel(), model_id="scripted")
+    ) as env:
+        store = env.runtime.vector_store()
+        store.ensure_index(64)
+        store.upsert(make_chunks(n_sources=2, per_source=1, collection="handbook", embedder=HashingEmbedder(64)))
+        arn = create_state_machine(
+            env.clients, load_generation_asl(datasets_bucket=env.names.datasets, cache_dir=None, template=template)
+        )
+
+        result = CliRunner().invoke(
+            app,
+            ["workflow", "--collection", "handbook", "--dataset", "qa", "--questions-per-chunk", "1",
+             "--formats", "sft", "--state-machine-arn", arn, "--name", "cli-run", "--timeout", "60", "--json"],
+        )
+
+        assert result.exit_code == 0, result.output
+        outcome = json.loads(result.output.strip().splitlines()[-1])
+        assert outcome["status"] == "SUCCEEDED" and outcome["execution_arn"].endswith(":cli-run")
+        assert outcome["output"]["datasets"]["records_kept"] == 2
+        assert env.s3.head_object(Bucket=env.names.datasets, Key="qa-sft/qa-sft.tar.gz")

@@ -198,3 +198,46 @@ def _failed_batches(runtime: Runtime, results: dict[str, Any] | None) -> list[di
             if isinstance(output, dict) and output.get("status") == "failed":
                 out.append({"batch": output.get("batch"), "error": output.get("error"), "cause": output.get("cause")})
     return out
+
+
+class ExecutionResult(BaseModel):
+    execution_arn: str
+    status: str
+    output: dict[str, Any] | None = None
+    error: str | None = None
+    cause: str | None = None
+
+
+def start_generation(
+    state_machine_arn: str,
+    request: dict[str, Any],
+    *,
+    name: str | None = None,
+    wait: bool = True,
+    timeout_s: float = 3600.0,
+    poll_s: float = 2.0,
+) -> ExecutionResult:
+    """Start the generation state machine (AWS or ``docmill dev``) and, with ``wait``, poll
+    until the execution ends or ``timeout_s`` passes (then the status is still RUNNING)."""
+    import time
+
+    from docmill import aws
+
+    PlanEvent.model_validate(request)  # refuse a request the plan step would reject
+    sfn = aws.client("stepfunctions")
+    name = name or datetime.now(UTC).strftime("gen-%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(request))["executionArn"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        described = sfn.describe_execution(executionArn=arn)
+        if described["status"] != "RUNNING" or not wait or time.monotonic() >= deadline:
+            break
+        time.sleep(poll_s)
+    output = described.get("output")
+    return ExecutionResult(
+        execution_arn=arn,
+        status=described["status"],
+        output=json.loads(output) if output else None,
+        error=described.get("error"),
+        cause=described.get("cause"),
+    )
