@@ -73,10 +73,27 @@ def env(tmp_path: Path, llm_model: ThrottlingModel) -> Iterator[RuntimeEnv]:
     with runtime_env(
         tmp_path / "home", generation=True, llm_factory=lambda: ScriptedLLM(llm_model, model_id="scripted")
     ) as e:
-        store = e.runtime.vector_store()
-        store.ensure_index(64)
-        store.upsert(make_chunks(n_sources=3, per_source=1, collection="handbook", embedder=HashingEmbedder(64)))
+        seed_collection(e, make_chunks(n_sources=3, per_source=1, collection="handbook", embedder=HashingEmbedder(64)))
         yield e
+
+
+def seed_collection(env: RuntimeEnv, chunks: list) -> None:
+    """What ingestion leaves behind: chunks in the index and chunks.jsonl per source in the
+    processed bucket (which the plan step reads)."""
+    from docmill.ingest.sources import source_id_for
+
+    store = env.runtime.vector_store()
+    store.ensure_index(64)
+    store.upsert(chunks)
+    processed = env.runtime.processed_store()
+    by_source: dict[str, list] = {}
+    for c in chunks:
+        by_source.setdefault(c.source_uri, []).append(c)
+    for uri, members in by_source.items():
+        processed.write_jsonl(
+            f"collections/{members[0].collection}/sources/{source_id_for(uri)}/chunks.jsonl",
+            [c.model_dump(mode="json") for c in members],
+        )
 
 
 def run_execution(env: RuntimeEnv, arn: str, payload: dict[str, Any], timeout: float = 90.0) -> dict[str, Any]:
@@ -144,9 +161,7 @@ def test_docmill_workflow_command_runs_generation_through_the_state_machine(
     with runtime_env(
         tmp_path / "home", generation=True, llm_factory=lambda: ScriptedLLM(FakeModel(), model_id="scripted")
     ) as env:
-        store = env.runtime.vector_store()
-        store.ensure_index(64)
-        store.upsert(make_chunks(n_sources=2, per_source=1, collection="handbook", embedder=HashingEmbedder(64)))
+        seed_collection(env, make_chunks(n_sources=2, per_source=1, collection="handbook", embedder=HashingEmbedder(64)))
         arn = create_state_machine(
             env.clients, load_generation_asl(datasets_bucket=env.names.datasets, cache_dir=None, template=template)
         )

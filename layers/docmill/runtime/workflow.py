@@ -18,12 +18,14 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from docmill.errors import ConfigurationError, LLMThrottled, LLMTimeout, TransientError
 from docmill.generation.models import GenerationConfig
+from docmill.models import ChunkRecord
 from docmill.runtime.context import Runtime
 from docmill.storage import ObjectStore
 
@@ -77,15 +79,37 @@ def work_store(runtime: Runtime, run_id: str) -> ObjectStore:
     return runtime.datasets_store(work_prefix(runtime, run_id))
 
 
+def processed_chunks(store: ObjectStore, collection: str, tenant: str | None = None) -> Iterator[ChunkRecord]:
+    """Every committed chunk of a collection from the processed outputs
+    (``collections/<c>/sources/*/chunks.jsonl``), without embeddings (the plan does not need
+    them, and a Lambda's memory should not hold a collection's vectors)."""
+    prefix = f"collections/{collection}/sources/"
+    for info in store.list(prefix):
+        if not info.key.endswith("/chunks.jsonl"):
+            continue
+        for line in store.read_text(info.key).splitlines():
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            record["embedding"] = None
+            chunk = ChunkRecord.model_validate(record)
+            if tenant is None or chunk.tenant == tenant:
+                yield chunk
+
+
 def plan_step(runtime: Runtime, event: PlanEvent) -> dict[str, Any]:
     from docmill.generation.pipeline import collection_chunks, plan
 
     run_id = event.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     config = event.generation_config()
     work = work_store(runtime, run_id)
-    chunks = collection_chunks(
-        runtime.vector_store(), config.collection, tenant=config.tenant, home=runtime.settings.home
-    )
+    if runtime.settings.aws.processed_bucket:
+        # On AWS the plan function reads the processed bucket (it is not in the vector store's VPC).
+        chunks: Iterable[ChunkRecord] = processed_chunks(runtime.processed_store(), config.collection, config.tenant)
+    else:
+        chunks = collection_chunks(
+            runtime.vector_store(), config.collection, tenant=config.tenant, home=runtime.settings.home
+        )
     llm = runtime.settings.llm
     the_plan = plan(chunks, config, work=work, model_id=llm.model or llm.spec, run_id=run_id)
     if not the_plan.batches:
