@@ -51,6 +51,7 @@ def dev_server(tmp_path: Path):
                 proc.kill()
 
 
+@pytest.mark.slow  # a subprocess that loads the real embedder
 def test_dev_processes_an_uploaded_file_and_stops_on_interrupt(dev_server) -> None:
     info, proc = dev_server
     assert info["endpoint"].startswith("http://127.0.0.1:")
