@@ -136,3 +136,12 @@ def test_key_convention_gives_tenant_and_collection(key: str, tenant: str, colle
 def test_messages_that_are_not_s3_events_raise_a_parse_error(body: str) -> None:
     with pytest.raises(EventParseError):
         parse_object_events(body)
+
+
+def test_s3_notification_inside_an_sns_envelope_is_unwrapped() -> None:
+    inner = (EVENTS / "s3_notification_created.json").read_text()
+    envelope = {"Type": "Notification", "MessageId": "m-1", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": inner}
+
+    (event,) = parse_object_events(json.dumps(envelope))
+
+    assert event.key == UNICODE_KEY

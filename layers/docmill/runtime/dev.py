@@ -125,7 +125,7 @@ def provision(
     names: DevNames,
     *,
     max_receive_count: int = 3,
-    visibility_timeout: int = 30,
+    visibility_timeout: int = 900,  # the stack's default; failed records come back sooner (poller)
 ) -> Provisioned:
     """Buckets, queue + DLQ, and the raw bucket's notification (idempotent)."""
     s3, sqs = clients["s3"], clients["sqs"]
