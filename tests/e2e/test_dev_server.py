@@ -18,6 +18,9 @@ from docmill.runtime.dev import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = b"# Safety handbook\n\nForklifts are inspected every Monday by the depot team.\n\nHelmets are mandatory in the harbor.\n"
+# Over the large-file threshold set below: routed to the (in-process) ECS Fargate task.
+BIG_DOC = b"# Boiler room\n\n" + b"The boiler pressure is logged every hour by the night shift. " * 8 + b"\n"
+LARGE_FILE_BYTES = 300
 
 
 @pytest.fixture
@@ -27,6 +30,7 @@ def dev_server(tmp_path: Path):
         "PYTHONPATH": os.pathsep.join([str(REPO / "layers"), str(REPO)]),
         "OMP_NUM_THREADS": "1",
         "DOCMILL_HOME": str(tmp_path / "home"),
+        "DOCMILL_AWS__LARGE_FILE_BYTES": str(LARGE_FILE_BYTES),
     }
     env.pop("AWS_ENDPOINT_URL", None)
     port = free_port()
@@ -60,20 +64,25 @@ def test_dev_processes_an_uploaded_file_and_stops_on_interrupt(dev_server) -> No
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name="us-east-1")
     s3 = session.client("s3", endpoint_url=info["endpoint"])
 
-    s3.put_object(Bucket=info["buckets"]["raw"], Key="acme/safety/handbook.md", Body=DOC)
+    assert len(DOC) < LARGE_FILE_BYTES <= len(BIG_DOC)
+
+    s3.put_object(Bucket=info["buckets"]["raw"], Key="acme/safety/handbook.md", Body=DOC)  # container Lambda
+    s3.put_object(Bucket=info["buckets"]["raw"], Key="acme/safety/boiler.md", Body=BIG_DOC)  # ECS task
 
     deadline = time.monotonic() + 120
-    chunks_key = None
-    while time.monotonic() < deadline and chunks_key is None:
+    keys: list[str] = []
+    while time.monotonic() < deadline and sum(k.endswith("/source.json") for k in keys) < 2:
+        time.sleep(0.5)
         listed = s3.list_objects_v2(Bucket=info["buckets"]["processed"], Prefix="collections/safety/sources/")
         keys = [o["Key"] for o in listed.get("Contents", [])]
-        if any(k.endswith("/source.json") for k in keys):
-            chunks_key = next(k for k in keys if k.endswith("/chunks.jsonl"))
-        else:
-            time.sleep(0.5)
-    assert chunks_key, "no chunks within 120 s"
-    chunks = [json.loads(x) for x in s3.get_object(Bucket=info["buckets"]["processed"], Key=chunks_key)["Body"].read().splitlines()]
-    assert chunks and chunks[0]["tenant"] == "acme" and len(chunks[0]["embedding"]) == 384
+    chunk_files = [k for k in keys if k.endswith("/chunks.jsonl")]
+    assert len(chunk_files) == 2, f"not both processed within 120 s: {keys}"
+    for key in chunk_files:
+        body = s3.get_object(Bucket=info["buckets"]["processed"], Key=key)["Body"].read()
+        chunks = [json.loads(x) for x in body.splitlines()]
+        assert chunks and chunks[0]["tenant"] == "acme" and len(chunks[0]["embedding"]) == 384
+    ecs = session.client("ecs", endpoint_url=info["endpoint"])
+    (task_arn,) = ecs.list_tasks(cluster="docmill-dev")["taskArns"]  # only the big file went to ECS
     sfn = session.client("stepfunctions", endpoint_url=info["endpoint"])
     assert sfn.describe_state_machine(stateMachineArn=info["state_machine_arn"])["status"] == "ACTIVE"
 

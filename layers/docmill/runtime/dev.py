@@ -45,6 +45,9 @@ REGION = "us-east-1"
 ACCOUNT = "123456789012"  # moto's account
 SERVICES = ("s3", "sqs", "lambda", "stepfunctions", "iam", "ecs", "sts")
 PROCESS_FUNCTION = "docmill-process"
+ECS_CLUSTER = "docmill-dev"
+ECS_TASK_FAMILY = "docmill-dev-process"
+ECS_CONTAINER = "process"
 STATE_MACHINE_NAME = "docmill-generation"
 
 
@@ -213,6 +216,30 @@ def bind_functions(
     return arns
 
 
+def bind_ecs_task(clients: dict[str, Any], *, executor: Any = None) -> Any:
+    """The Fargate processing task: a cluster and task definition in the emulator whose tasks
+    run ``docmill.runtime.ecs_task.main`` in-process (``docmill.runtime.local_ecs``)."""
+    from docmill.runtime import ecs_task
+    from docmill.runtime.local_ecs import LocalTasks
+
+    ecs = clients["ecs"]
+    ecs.create_cluster(clusterName=ECS_CLUSTER)
+    # "bridge": moto 5.2 cannot run awsvpc tasks (the stack's Fargate tasks use awsvpc).
+    ecs.register_task_definition(
+        family=ECS_TASK_FAMILY,
+        networkMode="bridge",
+        cpu="2048",
+        memory="8192",
+        containerDefinitions=[
+            {"name": ECS_CONTAINER, "image": "docmill-local", "essential": True, "cpu": 2048, "memory": 8192,
+             "command": ["python3", "-m", "functions.process_document.ecs_task"]}
+        ],
+    )
+    tasks = LocalTasks(executor=executor)
+    tasks.register(ECS_TASK_FAMILY, ECS_CONTAINER, lambda env: ecs_task.main([], env))
+    return tasks.install()
+
+
 class SqsPoller:
     """Feeds the events queue to the route handler like Lambda's SQS event source mapping."""
 
@@ -342,6 +369,7 @@ class DevEnvironment:
         self.endpoint: str | None = None
         self.provisioned: Provisioned | None = None
         self.functions: LocalFunctions | None = None
+        self.tasks: Any = None
         self.poller: SqsPoller | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="docmill-dev-process")
         self._previous_runtime: Any = None
@@ -370,6 +398,11 @@ class DevEnvironment:
                         # An external emulator would run Lambda code in its own (Docker) runtime,
                         # where our handlers cannot be bound: route then processes in-process.
                         "process_function": None if external else PROCESS_FUNCTION,
+                        **({} if external else {
+                            "ecs_cluster": ECS_CLUSTER,
+                            "ecs_task_definition": ECS_TASK_FAMILY,
+                            "ecs_container": ECS_CONTAINER,
+                        }),
                     }
                 )
             }
@@ -381,6 +414,7 @@ class DevEnvironment:
             # One worker: the embedded vector store and the embedder are shared by every document.
             self.functions = LocalFunctions(async_executor=self._executor).install()
             bind_functions(self.functions, clients, self.provisioned, generation=self.generation)
+            self.tasks = bind_ecs_task(clients, executor=self._executor)
         if self.generation and not external:
             asl = load_generation_asl(
                 datasets_bucket=names.datasets, cache_dir=Path(settings.home) / "cache", template=self.template
@@ -410,6 +444,8 @@ class DevEnvironment:
         self._executor.shutdown(wait=True, cancel_futures=False)
         if self.functions is not None:
             self.functions.uninstall()
+        if self.tasks is not None:
+            self.tasks.uninstall()
         runtime = runtime_context.install(self._previous_runtime)
         if runtime is not None:
             runtime.close()
