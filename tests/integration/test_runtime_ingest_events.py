@@ -226,39 +226,43 @@ def test_eventbridge_event_sent_straight_to_route_is_processed(env: RuntimeEnv) 
     assert env.chunks("handbook", uri(env, key))
 
 
-def test_large_object_starts_an_ecs_task_whose_entry_point_processes_it(tmp_path: Path) -> None:
-    from docmill.runtime import ecs_task
+def test_large_object_goes_through_run_task_to_the_ecs_task_entry_point(tmp_path: Path) -> None:
+    from docmill.runtime.dev import ECS_CLUSTER, ECS_TASK_FAMILY, bind_ecs_task
 
     with runtime_env(
-        tmp_path / "home", large_file_bytes=64, ecs_cluster="docmill", ecs_task_definition="docmill-process"
+        tmp_path / "home", large_file_bytes=64, ecs_cluster=ECS_CLUSTER, ecs_task_definition=ECS_TASK_FAMILY
     ) as env:
-        # (No subnets here: moto 5.2 fails run_task with awsvpc network interfaces; the
-        # networkConfiguration the stack's subnets produce is checked in the next test.)
-        ecs = env.clients["ecs"]
-        ecs.create_cluster(clusterName="docmill")
-        ecs.register_task_definition(
-            family="docmill-process", networkMode="bridge", cpu="1024", memory="4096",
-            containerDefinitions=[{"name": "process", "image": "docmill:latest", "essential": True, "memory": 4096, "cpu": 1024}],
-        )
-        key = "acme/handbook/pumps.md"
-        version = env.put(key, DOC_V1)  # 96 bytes: over the 64-byte threshold
+        tasks = bind_ecs_task(env.clients)  # as in docmill dev; tasks run inline here
+        try:
+            key = "acme/handbook/pumps.md"
+            version = env.put(key, DOC_V1)  # 96 bytes: over the 64-byte threshold
 
-        env.poller.drain()
+            env.poller.drain()
 
-        assert env.functions.invocations == []  # not the Lambda
-        (task_arn,) = ecs.list_tasks(cluster="docmill")["taskArns"]
-        (task,) = ecs.describe_tasks(cluster="docmill", tasks=[task_arn])["tasks"]
-        (override,) = task["overrides"]["containerOverrides"]
-        environ = {e["name"]: e["value"] for e in override["environment"]}
-        assert override["name"] == "process"
-        # moto's notifications carry no versionId (AWS's do): the task then takes the current version.
-        assert environ == {"DOCMILL_OBJECT_BUCKET": env.names.raw, "DOCMILL_OBJECT_KEY": key, "DOCMILL_OBJECT_VERSION_ID": ""}
-        assert env.chunks("handbook", uri(env, key)) == []
+            assert env.functions.invocations == []  # not the Lambda
+            # moto's notifications carry no versionId (AWS's do): the task takes the current version.
+            assert tasks.runs == [
+                {"DOCMILL_OBJECT_BUCKET": env.names.raw, "DOCMILL_OBJECT_KEY": key, "DOCMILL_OBJECT_VERSION_ID": ""}
+            ]
+            ecs = env.clients["ecs"]
+            (task,) = ecs.describe_tasks(cluster=ECS_CLUSTER, tasks=ecs.list_tasks(cluster=ECS_CLUSTER)["taskArns"])["tasks"]
+            assert task["lastStatus"] == "STOPPED" and "exit code 0" in task["stoppedReason"]
+            assert {c["source_version"] for c in env.chunks("handbook", uri(env, key))} == {version}
+        finally:
+            tasks.uninstall()
 
-        # What the container runs: python -m functions.process_document.ecs_task, object from the env.
-        assert ecs_task.main([], environ) == 0
 
-        assert {c["source_version"] for c in env.chunks("handbook", uri(env, key))} == {version}
+def test_ecs_task_entry_point_takes_the_object_from_arguments(env: RuntimeEnv, capsys: pytest.CaptureFixture) -> None:
+    from docmill.runtime import ecs_task
+
+    key = "acme/handbook/pumps.md"
+    version = env.put(key, DOC_V1)
+
+    code = ecs_task.main(["--bucket", env.names.raw, "--key", key, "--version-id", version], {})
+
+    assert code == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["status"] == "ok"
+    assert env.chunks("handbook", uri(env, key))
 
 
 def test_run_task_request_carries_the_network_configuration_and_the_object() -> None:
