@@ -433,13 +433,19 @@ class _Caller:
         messages: list[ChatMessage],
         params: GenerationParams,
         parser: Callable[[str], Any],
+        prefill: str | None = None,
     ) -> tuple[Any, int]:
         """Call, parse (with repair); on failure retry once with a corrective message. Returns
-        (parsed, tokens used). Raises ``OutputParseError`` when the retry fails too."""
-        response = self.call(sink, stage, chunk_id, messages, params)
+        (parsed, tokens used). Raises ``OutputParseError`` when the retry fails too.
+
+        With ``prefill`` (for clients that continue an assistant message) the reply is primed
+        with it and the parser reads prefill + continuation."""
+        primer = [ChatMessage(role="assistant", content=prefill)] if prefill and self.llm.supports_prefill else []
+        head = prefill if primer else ""
+        response = self.call(sink, stage, chunk_id, [*messages, *primer], params)
         tokens = response.usage.input_tokens + response.usage.output_tokens
         try:
-            parsed = parser(response.text)
+            parsed = parser(head + response.text)
         except OutputParseError as exc:
             with self.lock:
                 st = sink.report.stage(stage)
@@ -448,13 +454,14 @@ class _Caller:
                 self._sample(sink, stage, chunk_id, exc, response.text)
             retry = [
                 *messages,
-                ChatMessage(role="assistant", content=response.text[:4000] or "(empty)"),
+                ChatMessage(role="assistant", content=(head + response.text)[:4000] or "(empty)"),
                 ChatMessage(role="user", content=_CORRECTIVE.format(error=exc.message)),
+                *primer,
             ]
             response = self.call(sink, stage, chunk_id, retry, params)
             tokens += response.usage.input_tokens + response.usage.output_tokens
             try:
-                parsed = parser(response.text)
+                parsed = parser(head + response.text)
             except OutputParseError as exc:
                 with self.lock:
                     st = sink.report.stage(stage)
@@ -543,6 +550,7 @@ class GenerationEngine:
             parsed, _ = self.caller.call_json(
                 sink, "question", chunk.chunk_id, messages, self.params["question"],
                 lambda text: parse_questions(text, expected_types=types),
+                prefill=self.prompts.question.render_prefill(types=types, n=len(types)),
             )
         except BudgetExhausted:
             self._budget_hit(sink, "chunk_budget_exhausted")
@@ -625,13 +633,13 @@ class GenerationEngine:
             jc, n1 = self.caller.call_json(
                 sink, "judge_chosen", cid,
                 self.prompts.judge.render(context=context, question=question, answer=chosen),
-                self.params["judge"], parse_judge,
+                self.params["judge"], parse_judge, prefill=self.prompts.judge.render_prefill(),
             )
             stage = "judge_rejected"
             jr, n2 = self.caller.call_json(
                 sink, "judge_rejected", cid,
                 self.prompts.judge.render(context=context, question=question, answer=rejected),
-                self.params["judge"], parse_judge,
+                self.params["judge"], parse_judge, prefill=self.prompts.judge.render_prefill(),
             )
             tokens += n1 + n2
         except BudgetExhausted:

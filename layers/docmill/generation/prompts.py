@@ -57,6 +57,9 @@ class PromptTemplate(BaseModel):
     system: str = ""
     user: str
     few_shot: list[FewShotExample] = Field(default_factory=list)
+    # The opening of the reply, given to models that continue an assistant message
+    # (LLMClient.supports_prefill); the parser sees prefill + continuation.
+    prefill: str = ""
     origin: str = ""  # where it was loaded from (a path or "builtin:<file>")
 
     @property
@@ -83,6 +86,9 @@ class PromptTemplate(BaseModel):
         messages.append(ChatMessage(role="user", content=self._render(self.user, variables)))
         return messages
 
+    def render_prefill(self, **variables: Any) -> str | None:
+        return self._render(self.prefill, variables) if self.prefill else None
+
     def generation_params(self, base: GenerationParams | None = None, **overrides: Any) -> GenerationParams:
         """Defaults < the prompt file's ``params`` < explicit overrides (None values ignored)."""
         data = (base or GenerationParams()).model_dump()
@@ -106,6 +112,7 @@ def load_prompt_file(path: Path | str, *, text: str | None = None, origin: str |
     try:  # fail at load time, not mid-run, on a broken template
         _ENV.parse(template.user)
         _ENV.parse(template.system)
+        _ENV.parse(template.prefill)
     except jinja2.TemplateSyntaxError as exc:
         raise ConfigurationError(f"prompt file {path}: template syntax: {exc}") from exc
     return template

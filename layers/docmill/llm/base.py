@@ -54,6 +54,10 @@ class CallAccounting(BaseModel):
 
 class LLMClient(ABC):
     model_id: str
+    # True when a conversation that ends with an assistant message is *continued*: the reply is
+    # the rest of that message. Callers use it to fix the shape of an answer (e.g. the opening
+    # of a JSON object) so that a small model only has to fill in the content.
+    supports_prefill: bool = False
 
     def __init__(self) -> None:
         self.accounting = CallAccounting()

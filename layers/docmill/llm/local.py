@@ -50,6 +50,7 @@ class _Loaded:
 
 
 class LocalLLM(GuardedLLM):
+    supports_prefill = True
     _cache: dict[str, _Loaded] = {}
     _cache_lock = threading.Lock()
 
@@ -91,8 +92,13 @@ class LocalLLM(GuardedLLM):
         loaded = self.loaded()
         tokenizer = loaded.tokenizer
         conversation = [{"role": m.role, "content": m.content} for m in messages]
+        prefilled = conversation[-1]["role"] == "assistant"
         encoded = tokenizer.apply_chat_template(
-            conversation, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            conversation,
+            add_generation_prompt=not prefilled,
+            continue_final_message=prefilled,
+            return_tensors="pt",
+            return_dict=True,
         )
         prompt_len = int(encoded["input_ids"].shape[1])
         sampled = params.temperature > 0
@@ -127,7 +133,8 @@ class LocalLLM(GuardedLLM):
                 if cut >= 0:
                     text, finish = text[:cut], "stop"
         return LLMResponse(
-            text=text.strip(),
+            # A continuation keeps its leading whitespace: it is glued to the prefill.
+            text=text.rstrip() if prefilled else text.strip(),
             usage=Usage(input_tokens=prompt_len, output_tokens=produced),
             model_id=self.model_id,
             finish_reason=finish,
