@@ -230,14 +230,20 @@ class ObjectProcessor:
         base = {"source": source, "tenant": tenant, "collection": collection}
         if ignore_reason(req.key):
             return ProcessOutcome(status="skipped", reason=ignore_reason(req.key), **base)
-        exists, current = self._current_version(req.bucket, req.key)
-        if exists:
-            # A non-current version was deleted, or the object was written again since: keep it.
-            return ProcessOutcome(
-                status="skipped", reason=f"a current version still exists ({current or 'unversioned'})", **base
-            )
-        removed = self._ingestor(tenant, collection, embed=False).delete_source(source)
-        self.clear_failure(collection, source)
+        removed = 0
+        kept: str | None = None
+        # An EventBridge key may be spelled two ways (see events.py): forget whichever is gone.
+        for key in [req.key] + ([req.alternate_key] if req.alternate_key else []):
+            exists, current = self._current_version(req.bucket, key)
+            if exists:
+                # A non-current version was deleted, or the object was written again since: keep it.
+                kept = current or "unversioned"
+                continue
+            uri = f"s3://{req.bucket}/{key}"
+            removed += self._ingestor(tenant, collection, embed=False).delete_source(uri)
+            self.clear_failure(collection, uri)
+        if kept is not None and removed == 0:
+            return ProcessOutcome(status="skipped", reason=f"a current version still exists ({kept})", **base)
         return ProcessOutcome(status="ok", reason="deleted", removed_chunks=removed, **base)
 
 
