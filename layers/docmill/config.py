@@ -81,6 +81,34 @@ class LLMSettings(BaseModel):
     max_tokens: int = 512
 
 
+class AwsSettings(BaseModel):
+    """The event-driven runtime on AWS (``DOCMILL_AWS__*``; names set by infra/ on each function)."""
+
+    raw_bucket: str | None = None
+    processed_bucket: str | None = None  # None: outputs go under ``home``
+    datasets_bucket: str | None = None
+    work_prefix: str = "_work/"
+    process_function: str | None = None  # container Lambda that processes one small object
+    large_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    large_file_pages: int = Field(300, ge=1)
+    bytes_per_page_estimate: int = Field(60_000, ge=1, description="page estimate = size / this (paged types)")
+    ecs_cluster: str | None = None
+    ecs_task_definition: str | None = None
+    ecs_container: str = "process"
+    ecs_subnets: str = ""  # comma-separated
+    ecs_security_groups: str = ""  # comma-separated
+    ingest_state_machine_arn: str | None = None
+    default_collection: str = "default"
+
+    @property
+    def subnet_ids(self) -> list[str]:
+        return [s for s in self.ecs_subnets.split(",") if s.strip()]
+
+    @property
+    def security_group_ids(self) -> list[str]:
+        return [s for s in self.ecs_security_groups.split(",") if s.strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCMILL_", env_nested_delimiter="__", extra="ignore")
 
@@ -91,6 +119,7 @@ class Settings(BaseSettings):
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ingest: IngestOptions = Field(default_factory=IngestOptions)
+    aws: AwsSettings = Field(default_factory=AwsSettings)
     aws_region: str | None = None
 
     @property

@@ -90,11 +90,12 @@ def test_image_handlers_exist_and_define_the_function(target: str) -> None:
     path = _module_file(module)
     if not path.exists():
         pytest.skip(f"{path.relative_to(ROOT)} is written by the runtime issue (#5)")
-    names = {
-        n.name
-        for n in ast.parse(path.read_text()).body
-        if isinstance(n, (ast.FunctionDef, ast.Assign)) or hasattr(n, "name")
-    }
+    names: set[str] = set()
+    for n in ast.parse(path.read_text()).body:
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(n.name)
+        elif isinstance(n, ast.Assign):  # e.g. ``handler = make_handler(...)``
+            names.update(t.id for t in n.targets if isinstance(t, ast.Name))
     assert func in names, f"{path} does not define {func}"
 
 
