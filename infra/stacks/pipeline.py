@@ -91,6 +91,8 @@ class DocmillStack(Stack):
         ing, gen, vs = self.ingestion, self.generation, self.vector_store
         # route: size/type from the object, and on ObjectRemoved the source's outputs and chunks go.
         storage.grant_read(ing.route, storage.raw)
+        # ... reads source.json state and writes failure records for refused files.
+        storage.grant_read_write(ing.route, storage.processed)
         storage.grant_delete(ing.route, storage.processed)
         vs.grant_read_write(ing.route)
         # process (Lambda and ECS task): read the document, write elements/chunks, index them.
