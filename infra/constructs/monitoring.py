@@ -58,11 +58,21 @@ class Monitoring(Construct):
         action = cw_actions.SnsAction(self.topic)
         five_min = Duration.minutes(5)
 
-        files_failed = cw.Metric(
-            namespace=paths.METRICS_NAMESPACE,
-            metric_name=paths.FILES_FAILED_METRIC,
-            dimensions_map={"service": "process_document"},
-            statistic="Sum",
+        # Files fail in two places: refused by route (unsupported type) or by processing.
+        failed_by = {
+            service: cw.Metric(
+                namespace=paths.METRICS_NAMESPACE,
+                metric_name=paths.FILES_FAILED_METRIC,
+                dimensions_map={"service": service},
+                statistic="Sum",
+                period=five_min,
+            )
+            for service in ("process_document", "route")
+        }
+        files_failed = cw.MathExpression(
+            expression="FILL(process, 0) + FILL(route, 0)",
+            using_metrics={"process": failed_by["process_document"], "route": failed_by["route"]},
+            label="files failed",
             period=five_min,
         )
         endpoint_dims = {"EndpointName": endpoint_name, "VariantName": variant_name}

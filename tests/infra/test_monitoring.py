@@ -25,10 +25,12 @@ def test_alarms_cover_dlq_failed_files_workflows_and_the_endpoint(synth: Synth) 
     }
     assert alarms["DlqDepth"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
     assert alarms["DlqDepth"]["Dimensions"][0]["Value"]["Fn::GetAtt"][0].startswith("StorageEventsDlq")
-    assert (alarms["FilesFailed"]["Namespace"], alarms["FilesFailed"]["MetricName"]) == (
-        "docmill",
-        "FilesFailed",
-    )
+    # Failed files are summed over route (refused types) and processing.
+    failed = {
+        m["Id"]: m["MetricStat"]["Metric"] for m in alarms["FilesFailed"]["Metrics"] if "MetricStat" in m
+    }
+    assert {(m["Namespace"], m["MetricName"]) for m in failed.values()} == {("docmill", "FilesFailed")}
+    assert {m["Dimensions"][0]["Value"] for m in failed.values()} == {"process_document", "route"}
     assert alarms["GenerationFailed"]["MetricName"] == "ExecutionsFailed"
     assert alarms["Endpoint5xx"]["MetricName"] == "Invocation5XXErrors"
     dims = {d["Name"]: d["Value"] for d in alarms["Endpoint5xx"]["Dimensions"]}
