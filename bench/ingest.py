@@ -15,6 +15,7 @@ from the Hugging Face hub at run time, which this machine cannot reach.
 
     python bench/ingest.py                 # corpus/docs + corpus/large
     python bench/ingest.py --set docs      # the small documents only (about a minute a variant)
+    python bench/ingest.py --set docs --add ../shared/corpus/large/DA-619p.pdf
 """
 
 from __future__ import annotations
@@ -121,10 +122,11 @@ def run_variant(name: str, code: str, args: list[str], cores: list[int]) -> dict
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--set", choices=["all", "docs", "large"], default="all")
+    parser.add_argument("--add", action="append", default=[], help="extra files (e.g. one large PDF)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     dirs = {"all": ["docs", "large"], "docs": ["docs"], "large": ["large"]}[args.set]
-    files = sorted(str(p) for d in dirs for p in (CORPUS / d).iterdir() if p.is_file())
+    files = sorted(str(p) for d in dirs for p in (CORPUS / d).iterdir() if p.is_file()) + args.add
     cores = sorted(os.sched_getaffinity(0))
     one = cores[:1]
     results = []
@@ -140,7 +142,8 @@ def main() -> None:
     if args.json:
         print(json.dumps({"files": len(files), "results": results}, indent=2))
         return
-    print(f"ingest benchmark: {len(files)} files ({', '.join(dirs)}), {len(cores)} cores")
+    extra = f" + {', '.join(Path(a).name for a in args.add)}" if args.add else ""
+    print(f"ingest benchmark: {len(files)} files ({', '.join(dirs)}{extra}), {len(cores)} cores")
     print(f"{'variant':16s} {'sec':>7s} {'pages':>6s} {'pages/s':>8s} {'chunks':>7s} {'chunks/s':>9s} {'peakMB':>7s} {'x base':>7s}")
     for r in results:
         print(
