@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -37,6 +37,30 @@ class SearchHit(BaseModel):
 class UpsertResult(BaseModel):
     upserted: int = 0
     errors: list[dict[str, Any]] = Field(default_factory=list)
+
+
+def record_from_payload(payload: Mapping[str, Any], *, embedding: Any, metadata: dict[str, Any]) -> ChunkRecord:
+    """A ChunkRecord from what a back end stored (a LanceDB row, an OpenSearch ``_source``),
+    with the defaults both apply to fields an older writer may have left out."""
+    return ChunkRecord(
+        chunk_id=payload["chunk_id"],
+        collection=payload["collection"],
+        tenant=payload.get("tenant") or "default",
+        text=payload.get("text") or "",
+        embedding=embedding,
+        source_uri=payload["source_uri"],
+        source_version=payload.get("source_version"),
+        source_sha256=payload.get("source_sha256") or "",
+        file_type=payload.get("file_type") or "",
+        page_numbers=list(payload.get("page_numbers") or []),
+        section_title=payload.get("section_title"),
+        element_ids=list(payload.get("element_ids") or []),
+        chunk_index=int(payload.get("chunk_index") or 0),
+        char_count=int(payload.get("char_count") or 0),
+        embedding_model=payload.get("embedding_model"),
+        docmill_version=payload.get("docmill_version") or "",
+        metadata=metadata,
+    )
 
 
 class VectorStore(ABC):

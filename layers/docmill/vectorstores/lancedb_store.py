@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 
 from docmill.errors import VectorStoreError
 from docmill.models import ChunkRecord
-from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore
+from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore, record_from_payload
 from docmill.vectorstores.hybrid import combine
 
 TABLE = "chunks"
@@ -184,23 +184,9 @@ def _hit_from_row(row: dict[str, Any], score: float) -> SearchHit:
 
 def _record_from_row(row: dict[str, Any]) -> ChunkRecord:
     embedding = row.get(VECTOR)
-    return ChunkRecord(
-        chunk_id=row["chunk_id"],
-        collection=row["collection"],
-        tenant=row.get("tenant") or "default",
-        text=row["text"],
+    return record_from_payload(
+        row,
         embedding=[float(x) for x in embedding] if embedding is not None else None,
-        source_uri=row["source_uri"],
-        source_version=row.get("source_version"),
-        source_sha256=row.get("source_sha256") or "",
-        file_type=row.get("file_type") or "",
-        page_numbers=list(row.get("page_numbers") or []),
-        section_title=row.get("section_title"),
-        element_ids=list(row.get("element_ids") or []),
-        chunk_index=int(row.get("chunk_index") or 0),
-        char_count=int(row.get("char_count") or 0),
-        embedding_model=row.get("embedding_model"),
-        docmill_version=row.get("docmill_version") or "",
         metadata=json.loads(row.get("metadata_json") or "{}"),
     )
 

@@ -30,7 +30,7 @@ from urllib.parse import urlparse
 from docmill.config import OpenSearchSettings
 from docmill.errors import ConfigurationError, TransientError, VectorStoreError, VectorStoreRequestError
 from docmill.models import ChunkRecord
-from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore
+from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore, record_from_payload
 from docmill.vectorstores.hybrid import combine
 
 log = logging.getLogger(__name__)
@@ -189,25 +189,7 @@ def _hit(source: dict[str, Any], score: float) -> SearchHit:
 
 
 def _record(source: dict[str, Any]) -> ChunkRecord:
-    return ChunkRecord(
-        chunk_id=source["chunk_id"],
-        collection=source["collection"],
-        tenant=source.get("tenant") or "default",
-        text=source.get("text", ""),
-        embedding=source.get(VECTOR_FIELD),
-        source_uri=source["source_uri"],
-        source_version=source.get("source_version"),
-        source_sha256=source.get("source_sha256") or "",
-        file_type=source.get("file_type") or "",
-        page_numbers=list(source.get("page_numbers") or []),
-        section_title=source.get("section_title"),
-        element_ids=list(source.get("element_ids") or []),
-        chunk_index=int(source.get("chunk_index") or 0),
-        char_count=int(source.get("char_count") or 0),
-        embedding_model=source.get("embedding_model"),
-        docmill_version=source.get("docmill_version") or "",
-        metadata=source.get("metadata") or {},
-    )
+    return record_from_payload(source, embedding=source.get(VECTOR_FIELD), metadata=source.get("metadata") or {})
 
 
 class OpenSearchStore(VectorStore):
