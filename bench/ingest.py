@@ -69,8 +69,9 @@ from docmill.embeddings.local import LocalEmbedder
 from docmill.ingest import Ingestor
 from docmill.storage import LocalStore
 files, home, workers = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-ingestor = Ingestor(output=LocalStore(home), collection="bench", options=IngestOptions(workers=workers),
-                    embedder=lambda: LocalEmbedder.shared())
+options = IngestOptions(workers=workers)
+ingestor = Ingestor(output=LocalStore(home), collection="bench", options=options,
+                    embedder=lambda: LocalEmbedder.shared(batch_size=options.embed_batch_size))
 report = ingestor.run(files)
 t = report.totals
 print(json.dumps({"pages": t.pages, "chunks": t.chunks, "failed": t.failed}))

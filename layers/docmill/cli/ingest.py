@@ -126,7 +126,7 @@ def ingest(
     max_file_mb: Annotated[float, typer.Option(help="refuse files larger than this")] = 200.0,
     max_pages: Annotated[int, typer.Option(help="refuse documents with more pages than this")] = 5000,
     workers: Annotated[int, typer.Option(help="parallel partition processes (0 = one per core)")] = 0,
-    batch_size: Annotated[int, typer.Option(help="embedding batch size")] = 64,
+    batch_size: Annotated[int, typer.Option(help="embedding batch size (small is fastest on a CPU)")] = 8,
     lenient_pdf: Annotated[bool, typer.Option("--lenient-pdf", help="ingest what can be recovered from damaged PDFs")] = False,
     force: Annotated[bool, typer.Option("--force", help="re-process unchanged files too")] = False,
     tenant: Annotated[Optional[str], typer.Option(help="tenant id stored with every chunk")] = None,
