@@ -81,10 +81,13 @@ class Ingestor:
     progress: IngestProgress | None = None
     lenient_pdf: bool = False
     s3_client: Any | None = None
+    # With a lazy embedder (a factory), the model id the settings fingerprint needs; when it is
+    # not given the embedder is loaded to ask it.
+    embedding_model_id: str | None = None
 
     def __post_init__(self) -> None:
         self._root = self.output.child(f"collections/{self.collection}")
-        self._embedder: Embedder | None = None if callable(self.embedder) and not isinstance(self.embedder, Embedder) else self.embedder  # type: ignore[assignment]
+        self._embedder: Embedder | None = self.embedder if isinstance(self.embedder, Embedder) else None
         self._index_ready = False
 
     # -- public API -------------------------------------------------------------------------
@@ -154,19 +157,18 @@ class Ingestor:
         }
 
     def _embedding_model_id(self) -> str | None:
-        if self._embedder is not None:
-            return self._embedder.model_id
-        if self.embedder is None:
-            return None
-        return getattr(self.embedder, "model_id", None) or "sentence-transformers/all-MiniLM-L6-v2"
+        if self._embedder is None and self.embedding_model_id:
+            return self.embedding_model_id
+        embedder = self._get_embedder()
+        return embedder.model_id if embedder is not None else None
 
     def _fingerprint(self) -> str:
         blob = json.dumps(self._settings_summary(), sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def _get_embedder(self) -> Embedder | None:
-        if self._embedder is None and self.embedder is not None:
-            self._embedder = self.embedder() if callable(self.embedder) and not isinstance(self.embedder, Embedder) else self.embedder  # type: ignore[operator,assignment]
+        if self._embedder is None and callable(self.embedder):
+            self._embedder = self.embedder()
         return self._embedder
 
     def _worker_count(self, todo: Sequence[SourceRef]) -> int:
