@@ -120,8 +120,18 @@ class VectorStore(ABC):
         *,
         vector_weight: float = 0.5,
     ) -> list[SearchHit]:
-        """BM25 + k-NN, each min-max normalised to [0, 1], combined as a weighted mean."""
-        raise VectorStoreError(f"{type(self).__name__} does not support hybrid search")
+        """BM25 + k-NN, each min-max normalised to [0, 1], combined as a weighted mean.
+
+        Combined client-side (see docmill.vectorstores.hybrid for why not a search pipeline)."""
+        from docmill.vectorstores.hybrid import combine  # here: hybrid imports this module
+
+        # Candidates from each side, deeper than k, so a chunk good on both sides is seen twice.
+        depth = max(k * 4, 20)
+        return combine(self.search(vector, depth, filters), self.search_text(text, depth, filters), k, vector_weight)
+
+    def search_text(self, text: str, k: int = 5, filters: SearchFilter | None = None) -> list[SearchHit]:
+        """BM25 over the chunk text."""
+        raise VectorStoreError(f"{type(self).__name__} does not support text search")
 
     def iter_chunks(
         self,

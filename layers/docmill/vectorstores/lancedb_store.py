@@ -36,7 +36,6 @@ import pyarrow.compute as pc
 from docmill.errors import VectorStoreError
 from docmill.models import ChunkRecord
 from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore, record_from_payload
-from docmill.vectorstores.hybrid import combine
 
 TABLE = "chunks"
 # A chunk id is derived from source URI, content and position only, so the same file ingested
@@ -528,21 +527,6 @@ class LanceDBStore(VectorStore):
                 query = query.where(where, prefilter=True)
             rows = query.select([*_PAYLOAD_COLUMNS, "_score"]).to_arrow().to_pylist()
             return [_hit_from_row(row, float(row["_score"])) for row in rows]
-
-    def search_hybrid(
-        self,
-        text: str,
-        vector: Sequence[float],
-        k: int = 5,
-        filters: SearchFilter | None = None,
-        *,
-        vector_weight: float = 0.5,
-    ) -> list[SearchHit]:
-        # Candidates from each side, deeper than k, so a chunk good on both sides is seen twice.
-        depth = max(k * 4, 20)
-        knn = self.search(vector, depth, filters)
-        bm25 = self.search_text(text, depth, filters)
-        return combine(knn, bm25, k, vector_weight)
 
     def iter_chunks(
         self,

@@ -31,7 +31,6 @@ from docmill.config import OpenSearchSettings
 from docmill.errors import ConfigurationError, TransientError, VectorStoreError, VectorStoreRequestError
 from docmill.models import ChunkRecord
 from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore, record_from_payload
-from docmill.vectorstores.hybrid import combine
 
 log = logging.getLogger(__name__)
 
@@ -528,19 +527,6 @@ class OpenSearchStore(VectorStore):
             "_source": {"excludes": SOURCE_EXCLUDES},
         }
         return [_hit(h["_source"], float(h["_score"])) for h in self._search(body)]
-
-    def search_hybrid(
-        self,
-        text: str,
-        vector: Sequence[float],
-        k: int = 5,
-        filters: SearchFilter | None = None,
-        *,
-        vector_weight: float = 0.5,
-    ) -> list[SearchHit]:
-        # Client-side combination (see docmill.vectorstores.hybrid for why not a search pipeline).
-        depth = max(k * 4, 20)
-        return combine(self.search(vector, depth, filters), self.search_text(text, depth, filters), k, vector_weight)
 
     def count(self, collection: str | None = None, source_uri: str | None = None) -> int:
         clauses: list[dict[str, Any]] = []
