@@ -24,7 +24,7 @@ if [ ${#need_apt[@]} -gt 0 ]; then
 fi
 
 stamp="$VENV/.docmill-install-stamp"
-want=$(cat requirements/lock.txt requirements/no-deps.txt constraints.txt pyproject.toml package.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+want=$(cat requirements/lock.txt requirements/lock.d/*.txt requirements/no-deps.txt constraints.txt pyproject.toml package.json 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "docmill: dependencies already installed ($VENV)"
   exit 0
@@ -33,6 +33,9 @@ fi
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip wheel setuptools
 "$VENV/bin/python" -m pip install -q -c constraints.txt -r requirements/lock.txt
+for extra in requirements/lock.d/*.txt; do
+  [ -e "$extra" ] && "$VENV/bin/python" -m pip install -q -c constraints.txt -r "$extra"
+done
 "$VENV/bin/python" -m pip install -q --no-deps -r requirements/no-deps.txt
 "$VENV/bin/python" -m pip install -q --no-deps -e .
 if [ -f package.json ] && command -v npm >/dev/null; then
