@@ -141,13 +141,12 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _statements(stack: Stack, construct: IConstruct) -> Iterable[dict[str, Any]]:
+    docs: list[Any]
     if isinstance(construct, iam.CfnPolicy):
         docs = [construct.policy_document]
     elif isinstance(construct, iam.CfnRole):
-        docs = [
-            p.policy_document if hasattr(p, "policy_document") else p["policyDocument"]
-            for p in (construct.policies or [])
-        ]
+        inline: Any = construct.policies or []  # PolicyProperty objects or plain dicts
+        docs = [p.policy_document if hasattr(p, "policy_document") else p["policyDocument"] for p in inline]
     else:
         return []
     out = []

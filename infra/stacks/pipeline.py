@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import CfnOutput, RemovalPolicy, Stack
 from constructs import Construct
 
@@ -22,7 +24,7 @@ class DocmillStack(Stack):
     """Attributes: one per capability: ``network``, ``code``, ``storage``, ``vector_store``, ``llm``,
     ``ingestion``, ``generation``, ``monitoring`` (None when disabled)."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, description=f"docmill document pipeline ({config.stage})", **kwargs)
         # Behaviour the constructs rely on, whether or not the caller passed cdk.json's context.
         for flag in (
@@ -53,7 +55,7 @@ class DocmillStack(Stack):
         common_env = {
             "POWERTOOLS_METRICS_NAMESPACE": paths.METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
-            "DOCMILL_HOME": "/tmp/docmill",
+            "DOCMILL_HOME": "/tmp/docmill",  # noqa: S108 - the only writable path in Lambda
             "DOCMILL_AWS__RAW_BUCKET": storage.raw.bucket_name,
             "DOCMILL_AWS__PROCESSED_BUCKET": storage.processed.bucket_name,
             "DOCMILL_AWS__DATASETS_BUCKET": storage.datasets.bucket_name,

@@ -8,7 +8,7 @@ Environment variables use the ``DOCMILL_`` prefix and ``__`` for nesting, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -130,7 +130,7 @@ class Settings(BaseSettings):
         return self.home / "vectors"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment once; explicit (CLI) values win over it."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)

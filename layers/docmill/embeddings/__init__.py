@@ -1,3 +1,5 @@
+from typing import Any
+
 from docmill.embeddings.base import Embedder
 from docmill.errors import ConfigurationError
 
@@ -15,7 +17,7 @@ def model_id_for(name: str) -> str:
     raise ConfigurationError(f"unknown embedder {name!r}: use 'minilm' (other back ends plug in as Embedder subclasses)")
 
 
-def get_embedder(name: str = "minilm", **kwargs) -> Embedder:
+def get_embedder(name: str = "minilm", **kwargs: Any) -> Embedder:
     """Resolve an embedder by name; heavy imports happen only for the one asked for."""
     model_id_for(name)  # validates the name
     from docmill.embeddings.local import LocalEmbedder

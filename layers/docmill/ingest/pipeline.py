@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -22,7 +23,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +37,8 @@ from docmill.models import FileResult, IngestReport
 from docmill.storage import ObjectStore
 from docmill.vectorstores.base import VectorStore
 
+logger = logging.getLogger(__name__)
+
 
 class IngestProgress(Protocol):
     def started(self, total_files: int) -> None: ...
@@ -47,7 +50,7 @@ SMALL_BATCH_BYTES = 512 * 1024
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _process_worker(
@@ -98,7 +101,7 @@ class Ingestor:
     def run_sources(self, sources: Sequence[SourceRef]) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(
-            run_id=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
+            run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
             collection=self.collection,
             tenant=self.tenant,
             started_at=_utcnow(),
@@ -235,7 +238,7 @@ class Ingestor:
                     options=self.options,
                     lenient_pdf=self.lenient_pdf,
                 )
-        except BaseException as exc:  # noqa: BLE001 - every failure is reported per file
+        except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             pending.error = exc
@@ -300,18 +303,17 @@ class Ingestor:
                 # Time spent on this file: its processing plus embedding and writing, not queueing.
                 result.seconds = pending.result.seconds + (time.perf_counter() - embed_started)
                 return result
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 pending.error = exc
-        exc = pending.error
-        reason, code = _reason(exc)
+        reason, code = _reason(pending.error)
         # No partial output may outlive a failed source, and the index must not keep chunks of
         # a version that is no longer the current one.
         try:
             self.delete_source(ref.uri)
-        except Exception:  # noqa: BLE001 - the failure being reported matters more
-            pass
+        except Exception:  # the failure being reported matters more; this one is only logged
+            logger.warning("could not remove partial output of %s", ref.uri, exc_info=True)
         return FileResult(
             source=ref.uri,
             status="failed",
