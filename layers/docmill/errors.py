@@ -155,3 +155,9 @@ class ConnectorRateLimited(ConnectorError, TransientError):
     """The service kept answering 429 / rate-limit 403 after every retry we allowed."""
 
     code = "ConnectorRateLimited"
+
+
+class EmptyDataset(DocmillError):
+    """Generation and curation left no record for any format: nothing a trainer could load."""
+
+    code = "EmptyDataset"
