@@ -3,6 +3,7 @@
 # system packages for OCR and document conversion, a virtualenv with pinned dependencies
 # (CPU-only torch via constraints.txt), docmill itself, and the CDK CLI.
 set -euo pipefail
+shopt -s nullglob
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
