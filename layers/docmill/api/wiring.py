@@ -14,7 +14,7 @@ from typing import Any
 from docmill.api.app import ApiServices
 from docmill.api.auth import ApiKeyAuth, CognitoClaimsAuth, TenantRateLimiter
 from docmill.api.chat import ChatService, ModelResolver, default_resolver
-from docmill.api.datasets import DatasetService, LocalDatasetRunner, StepFunctionsDatasetRunner
+from docmill.api.datasets import DatasetRunner, DatasetService, LocalDatasetRunner, StepFunctionsDatasetRunner
 from docmill.api.documents import DocumentService, LocalIntake, RawBucketIntake
 from docmill.api.finetune import FinetuneService
 from docmill.api.notices import NoticeService
@@ -138,21 +138,30 @@ def build_local_services(
     )
 
 
-def build_aws_services(settings: Settings, *, clients: Callable[[str], Any], finetune: FinetuneService | None = None) -> ApiServices:
+def build_aws_services(
+    settings: Settings,
+    *,
+    clients: Callable[[str], Any],
+    embedder: Callable[[], Embedder] | None = None,
+    vector_store: Callable[[], VectorStore | None] | None = None,
+    llm: Callable[[], LLMClient] | None = None,
+    finetune: FinetuneService | None = None,
+) -> ApiServices:
     """The Lambda's services: DynamoDB state, raw-bucket uploads, the generation workflow,
     identity from the Cognito claims that API Gateway verified. ``clients(name)`` is the one
-    boto3 client factory (``docmill.aws``)."""
+    boto3 client factory (``docmill.aws.client``); the heavy resources come from the
+    function's runtime (``docmill.runtime.context``), built once per container."""
     api = settings.api
     if not api.state_table or not settings.aws.raw_bucket:
         raise ConfigurationError("the API function needs DOCMILL_API__STATE_TABLE and DOCMILL_AWS__RAW_BUCKET")
     state = DynamoState(api.state_table, client=clients("dynamodb"))
-    get_embedder = _default_embedder(settings)
-    get_store = _default_store(settings)
-    get_llm = _default_llm(settings, None)
-    if api.generation_state_machine_arn:
-        runner: Any = StepFunctionsDatasetRunner(api.generation_state_machine_arn, sfn_client=clients("stepfunctions"))
-    else:
-        runner = _NoWorkflow()
+    get_embedder = embedder or _default_embedder(settings)
+    get_store: Callable[[], VectorStore] = vector_store or _default_store(settings)  # type: ignore[assignment]
+    get_llm = llm or _default_llm(settings, None)
+    runner: DatasetRunner = (
+        StepFunctionsDatasetRunner(api.generation_state_machine_arn, sfn_client=clients("stepfunctions"))
+        if api.generation_state_machine_arn else _NoWorkflow()
+    )
     chat = ChatService(state, vector_store=get_store, embed_query=lambda text: get_embedder().embed_query(text),
                        resolve_model=default_resolver(get_llm), top_k=api.top_k, min_score=api.min_score,
                        history_turns=api.history_turns)
@@ -166,17 +175,15 @@ def build_aws_services(settings: Settings, *, clients: Callable[[str], Any], fin
         # API Gateway throttles the whole API; this is the per-tenant share within one instance.
         limiter=TenantRateLimiter(api.rate_limit_per_minute),
         finetune=finetune,
-        # API Gateway refuses bodies over 10 MB and Lambda over 6 MB: larger files go presigned.
-        max_upload_bytes=min(int(api.max_upload_mb * 1024 * 1024), 5 * 1024 * 1024),
+        # API Gateway refuses bodies over 10 MB and Lambda over 6 MB (less after base64):
+        # larger files go through POST /documents/uploads (a presigned S3 POST).
+        max_upload_bytes=min(int(api.max_upload_mb * 1024 * 1024), 4 * 1024 * 1024),
         cors_origins=api.cors_origin_list,
         health={"store": settings.store},
     )
 
 
-class _NoWorkflow(StepFunctionsDatasetRunner):
-    def __init__(self) -> None:
-        pass
-
+class _NoWorkflow(DatasetRunner):
     def start(self, tenant: str, record: dict[str, Any], request: Any) -> dict[str, Any]:
         from docmill.api.errors import NotImplementedYet
 
