@@ -118,6 +118,23 @@ class ObjectProcessor:
             vector_store=rt.vector_store(),
         )
 
+    # -- API document status ----------------------------------------------------------------
+
+    def api_status(self, tenant: str, key: str, status: str, *, reason: str | None = None, chunks: int | None = None) -> None:
+        """Objects uploaded through the chat API (``<tenant>/<collection>/<doc id>/<name>``)
+        have a status record in the API's state table: the pipeline keeps it current."""
+        from docmill.api.documents import document_id_in
+
+        table = self.settings.api.state_table
+        document_id = document_id_in("/" + key)
+        if not table or not document_id:
+            return
+        from docmill.api.documents import record_status
+        from docmill.api.state import DynamoState
+
+        record_status(DynamoState(table, client=aws.client("dynamodb")), tenant, document_id,
+                      status=status, reason=reason, chunks=chunks)
+
     # -- failure records ------------------------------------------------------------------
 
     def record_failure(
@@ -189,6 +206,7 @@ class ObjectProcessor:
                 req=req, tenant=tenant, collection=collection, source=source, reason=unsupported,
                 code="UnsupportedFileType", retryable=False,
             )
+            self.api_status(tenant, req.key, "failed", reason=unsupported)
             return ProcessOutcome(status="failed", reason=unsupported, error_code="UnsupportedFileType", failure_record=record, **base)
         ref = self._describe(req)
         source = f"s3://{req.bucket}/{req.key}"
@@ -204,10 +222,12 @@ class ObjectProcessor:
                 return ProcessOutcome(
                     status="skipped", reason=f"superseded by a newer version ({current})", **base
                 )
+        self.api_status(tenant, req.key, "processing")
         result: FileResult = self._ingestor(tenant, collection).ingest_one(ref)
         payload = result.model_dump(mode="json")
         if result.status != "failed":
             self.clear_failure(collection, source, tenant)
+            self.api_status(tenant, req.key, "indexed", chunks=result.chunks)
             return ProcessOutcome(status=result.status, reason=result.reason, chunks=result.chunks, result=payload, **base)
         code = result.error_code or "Unknown"
         retryable = code not in PERMANENT_CODES
@@ -221,6 +241,7 @@ class ObjectProcessor:
         )
         if retryable:
             raise TransientError(f"{code}: {result.reason} ({source})")
+        self.api_status(tenant, req.key, "failed", reason=result.reason)
         return outcome
 
     # -- removed ----------------------------------------------------------------------------
