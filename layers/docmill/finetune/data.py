@@ -121,6 +121,8 @@ def choose_folder(store: ObjectStore, fmt: str | None, method: str | None) -> tu
         if option in candidates:
             return candidates[option], option
     found = sorted(candidates)
+    if len(found) == 1:  # one format only: check_method names the mismatch
+        return candidates[found[0]], found[0]
     raise DatasetInvalid(f"{store.uri('')} has no dataset for method {method!r} (it has: {', '.join(found)})")
 
 
@@ -161,9 +163,11 @@ def to_trl(fmt: str, record: dict[str, Any]) -> dict[str, Any]:
         question = f"{record['instruction']}\n\n{record['input']}" if record.get("input") else record["instruction"]
         return {"prompt": _user(question, record.get("system")), "completion": _assistant(record["output"])}
     if fmt == "completion":
-        prompt = record["prompt"]
-        question = prompt.removeprefix("Question: ").removesuffix(ANSWER_MARKER)
-        return {"prompt": _user(question), "completion": _assistant(record["completion"].strip())}
+        # "[system\n\n]Question: ...\nAnswer:" (see formats.completion_prompt)
+        head, marker, question = record["prompt"].removesuffix(ANSWER_MARKER).partition("Question: ")
+        system = head.strip() or None if marker else None
+        question = question if marker else head
+        return {"prompt": _user(question, system), "completion": _assistant(record["completion"].strip())}
     if fmt == "text":
         return {"text": record["text"]}
     if fmt == "preference":
