@@ -158,7 +158,7 @@ def _start_sagemaker(service: Any, settings: Any, dataset: str, params: Any, *, 
     region = settings.aws_region or aws.client("sagemaker").meta.region_name
     try:
         remote = start_training_job(
-            sagemaker=aws.client("sagemaker"), s3=aws.client("s3"), record=record, dataset_uri=data.location,
+            sagemaker=aws.client("sagemaker"), s3=aws.client("s3"), record=record, dataset_uri=dataset,
             base_file=base.path, models_bucket=models_bucket, role_arn=role_arn, region=region,
             instance_type=instance_type, image_uri=image, kms_key_id=kms_key,
         )

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from docmill.errors import ConfigurationError, FinetuneError
 from docmill.finetune.jobs import JobRecord
 from docmill.finetune.train import METRICS_FILE, FinetuneParams
@@ -196,7 +198,7 @@ def ensure_uploaded(s3: Any, bucket: str, key: str, data: bytes | Path, *, kms_k
     try:
         if s3.head_object(Bucket=bucket, Key=key).get("ContentLength") == size:
             return f"s3://{bucket}/{key}"
-    except s3.exceptions.ClientError:
+    except ClientError:
         pass
     extra: dict[str, Any] = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key_id} if kms_key_id else {}
     body = data.read_bytes() if isinstance(data, Path) else data
@@ -263,7 +265,7 @@ def refresh(record: JobRecord, *, sagemaker: Any, s3: Any) -> JobRecord:
         bucket, prefix = parse_s3_uri(record.remote["out"])
         try:
             body = s3.get_object(Bucket=bucket, Key=f"{prefix}/{METRICS_FILE}")["Body"].read()
-        except s3.exceptions.ClientError as error:
+        except ClientError as error:
             raise FinetuneError(f"SageMaker job {name} completed without {METRICS_FILE}: {error}") from error
         record.metrics = json.loads(body)
         out = record.remote["out"]
