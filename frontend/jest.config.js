@@ -1,0 +1,4 @@
+module.exports = {
+  preset: 'jest-expo',
+  testMatch: ['<rootDir>/__tests__/**/*.test.ts?(x)'],
+};
