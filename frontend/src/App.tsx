@@ -1,7 +1,7 @@
 import { StatusBar } from 'expo-status-bar';
 import React, { useCallback, useEffect, useMemo, useState } from 'react';
 import { Pressable, StyleSheet, Text, View } from 'react-native';
-import { SafeAreaProvider, SafeAreaView } from 'react-native-safe-area-context';
+import { initialWindowMetrics, SafeAreaProvider, SafeAreaView } from 'react-native-safe-area-context';
 import { ApiClient, ApiError } from './api/client';
 import { SessionProvider, type Session } from './api/context';
 import { sessionStore as defaultStore, type StoredSession } from './auth/storage';
@@ -22,6 +22,8 @@ const TABS: { key: Tab; label: string }[] = [
   { key: 'chat', label: 'Chat' },
   { key: 'jobs', label: 'Jobs' },
 ];
+
+const NO_INSETS = { frame: { x: 0, y: 0, width: 0, height: 0 }, insets: { top: 0, left: 0, right: 0, bottom: 0 } };
 
 type FetchLike = (input: string, init?: RequestInit) => Promise<Response>;
 
@@ -162,7 +164,8 @@ export default function App({ config: given, store = defaultStore, fetchImpl, xh
     );
 
   return (
-    <SafeAreaProvider>
+    // Known metrics render the first frame at once instead of after a layout pass.
+    <SafeAreaProvider initialMetrics={initialWindowMetrics ?? NO_INSETS}>
       <SafeAreaView style={styles.app}>
         <StatusBar style="dark" />
         {body}

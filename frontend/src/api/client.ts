@@ -105,8 +105,8 @@ export function toNotice(raw: unknown): Notice {
     body: str(r.body) ?? '',
     pinned: r.pinned === true,
     documentIds,
-    createdAt: str(r.created_at) ?? str(r.createdAt),
-    updatedAt: str(r.updated_at) ?? str(r.updatedAt),
+    createdAt: str(r.created_at) ?? str(r.created) ?? str(r.createdAt),
+    updatedAt: str(r.updated_at) ?? str(r.updated) ?? str(r.updatedAt),
     author: str(r.author) ?? str(r.created_by),
   };
 }
@@ -146,14 +146,24 @@ function toJob(raw: unknown, kind: Job['kind']): Job {
   const r = (raw ?? {}) as Record<string, unknown>;
   const metrics = r.metrics && typeof r.metrics === 'object' ? (r.metrics as Record<string, unknown>) : {};
   const counts = r.counts && typeof r.counts === 'object' ? (r.counts as Record<string, unknown>) : {};
+  // A finished job's result: its scalar figures (record counts, losses) are the metrics shown.
+  const result: Record<string, unknown> = {};
+  if (r.result && typeof r.result === 'object') {
+    for (const [key, value] of Object.entries(r.result as Record<string, unknown>)) {
+      if (typeof value === 'number' || typeof value === 'boolean') result[key] = value;
+      else if (value && typeof value === 'object' && !Array.isArray(value))
+        for (const [inner, v] of Object.entries(value as Record<string, unknown>))
+          if (typeof v === 'number') result[`${key}.${inner}`] = v;
+    }
+  }
   return {
     id: str(r.id) ?? str(r.job_id) ?? '',
     kind,
     status: str(r.status) ?? 'queued',
     name: str(r.name) ?? str(r.dataset) ?? str(r.collection) ?? str(r.model),
     reason: str(r.reason) ?? str(r.error),
-    metrics: { ...counts, ...metrics },
-    createdAt: str(r.created_at),
+    metrics: { ...result, ...counts, ...metrics },
+    createdAt: str(r.created_at) ?? str(r.created),
   };
 }
 
