@@ -130,10 +130,11 @@ export default function App({ config: given, store = defaultStore, fetchImpl, xh
   else
     body = (
       <SessionProvider value={session}>
-        <View style={styles.nav} accessibilityRole="tablist" aria-label="Sections">
+        <View style={styles.nav} role="navigation">
           <Text style={styles.brand} accessibilityRole="header" aria-level={2}>
             docmill{session.me.tenant ? ` · ${session.me.tenant}` : ''}
           </Text>
+          <View style={styles.tabs} accessibilityRole="tablist" aria-label="Sections">
           {TABS.map((t) => (
             <Pressable
               key={t.key}
@@ -147,6 +148,7 @@ export default function App({ config: given, store = defaultStore, fetchImpl, xh
               <Text style={[styles.tabText, tab === t.key && styles.tabTextActive]}>{t.label}</Text>
             </Pressable>
           ))}
+          </View>
           <Pressable
             testID="sign-out"
             accessibilityRole="button"
@@ -187,6 +189,7 @@ const styles = StyleSheet.create({
     borderBottomWidth: 1,
     borderBottomColor: colors.border,
   },
+  tabs: { flexDirection: 'row', flexWrap: 'wrap', gap: 4 },
   brand: { fontWeight: '800', color: colors.text, marginRight: 12, fontSize: 16 },
   tab: { paddingVertical: 10, paddingHorizontal: 12, borderRadius: 6, minHeight: 44, justifyContent: 'center' },
   tabActive: { backgroundColor: colors.primary },

@@ -317,8 +317,9 @@ export class ApiClient {
       try {
         return asList(await this.request('GET', path), key).map((raw) => toJob(raw, kind));
       } catch (error) {
-        // A server without the list route has no jobs to show yet, not an error.
-        if (error instanceof ApiError && (error.status === 404 || error.status === 405)) return [];
+        // A server without the list route, or without fine-tuning configured (501), has no
+        // such jobs to show: not an error.
+        if (error instanceof ApiError && [404, 405, 501].includes(error.status)) return [];
         throw error;
       }
     };

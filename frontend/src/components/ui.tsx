@@ -91,9 +91,9 @@ export function Empty({ message }: { message: string }) {
   );
 }
 
-export function ScreenTitle({ children }: { children: string }) {
+export function ScreenTitle({ children, inRow }: { children: string; inRow?: boolean }) {
   return (
-    <Text style={styles.title} accessibilityRole="header" aria-level={1}>
+    <Text style={[styles.title, inRow && { marginBottom: 0 }]} accessibilityRole="header" aria-level={1}>
       {children}
     </Text>
   );

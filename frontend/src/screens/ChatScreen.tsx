@@ -78,7 +78,7 @@ export function ChatScreen() {
   return (
     <View style={styles.screen}>
       <View style={[ui.row, styles.header]}>
-        <ScreenTitle>Ask your documents</ScreenTitle>
+        <ScreenTitle inRow>Ask your documents</ScreenTitle>
         <Button
           testID="chat-new"
           variant="secondary"
@@ -200,7 +200,7 @@ export function SourceView({ citation, onBack }: { citation: Citation; onBack: (
 
 const styles = StyleSheet.create({
   screen: { flex: 1, padding: 16 },
-  header: { justifyContent: 'space-between' },
+  header: { justifyContent: 'space-between', marginBottom: 12 },
   info: { color: colors.warning, fontWeight: '600', marginBottom: 8 },
   log: { flex: 1 },
   logContent: { gap: 10, paddingBottom: 12 },

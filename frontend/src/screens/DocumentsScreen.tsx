@@ -99,7 +99,9 @@ export function DocumentsScreen({ pollMs = POLL_MS }: { pollMs?: number }) {
                 </Text>
               ) : null}
               {item.status === 'indexed' && typeof item.chunks === 'number' ? (
-                <Text style={ui.muted}>{item.chunks} chunks searchable</Text>
+                <Text style={ui.muted}>
+                  {item.chunks} {item.chunks === 1 ? "chunk" : "chunks"} searchable
+                </Text>
               ) : null}
               <View style={[ui.row, styles.actions]}>
                 {confirmDelete === item.id ? (

@@ -64,7 +64,7 @@ export function NoticesScreen({ onOpenDocuments }: { onOpenDocuments?: () => voi
   return (
     <View style={styles.screen}>
       <View style={[ui.row, styles.header]}>
-        <ScreenTitle>Notices</ScreenTitle>
+        <ScreenTitle inRow>Notices</ScreenTitle>
         {me.isAdmin ? (
           <Button testID="notice-new" label="New notice" onPress={() => setEditing('new')} />
         ) : null}
@@ -200,7 +200,8 @@ export function NoticeForm({ notice, documents, onSave, onCancel }: FormProps) {
           <Pressable
             key={doc.id}
             testID="notice-link-document"
-            accessibilityRole="checkbox"
+            role="checkbox"
+            aria-checked={on}
             accessibilityLabel={`Link ${doc.name}`}
             accessibilityState={{ checked: on }}
             onPress={() => setLinked(on ? linked.filter((id) => id !== doc.id) : [...linked, doc.id])}
@@ -226,7 +227,7 @@ export function NoticeForm({ notice, documents, onSave, onCancel }: FormProps) {
 
 const styles = StyleSheet.create({
   screen: { flex: 1, padding: 16 },
-  header: { justifyContent: 'space-between' },
+  header: { justifyContent: 'space-between', marginBottom: 12 },
   pinned: { backgroundColor: colors.pinnedSurface, borderColor: colors.pinned },
   badge: {
     color: colors.pinned,

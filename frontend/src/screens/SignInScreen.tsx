@@ -30,7 +30,7 @@ export function SignInScreen({ config, onSignIn, notice }: Props) {
   };
 
   return (
-    <ScrollView contentContainerStyle={styles.page}>
+    <ScrollView contentContainerStyle={styles.page} role="main">
       <View style={styles.panel} role="form" aria-label="Sign in">
         <Text style={ui.title} accessibilityRole="header" aria-level={1}>
           docmill notice board
