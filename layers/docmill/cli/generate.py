@@ -28,9 +28,9 @@ def _make_llm(spec: str, settings: Any) -> Any:
 
 
 def _embedder(settings: Any) -> Any:
-    from docmill.embeddings import get_embedder
+    from docmill.embeddings import embedder_for
 
-    return get_embedder(settings.embedder)
+    return embedder_for(settings)
 
 
 def _parse_formats(values: list[str] | None) -> list[str] | None:
