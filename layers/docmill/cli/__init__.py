@@ -12,6 +12,8 @@ from docmill.cli import demo as _demo  # noqa: F401
 from docmill.cli import search as _search  # noqa: F401
 from docmill.cli import dev as _dev  # noqa: F401
 from docmill.cli import workflow as _workflow  # noqa: F401
+from docmill.cli import serve as _serve  # noqa: F401
+from docmill.cli import finetune as _finetune  # noqa: F401
 
 
 def main() -> None:
