@@ -50,6 +50,9 @@ class IngestOptions(BaseModel):
     # Measured (113 chunks of ~1000 chars): batch 8 = 7.4 s, 32 = 9.1 s, 64 = 11.2 s on one
     # thread; 4.0 / 5.7 / 6.0 s on two. A GPU or a remote endpoint wants larger batches.
     embed_batch_size: int = Field(8, ge=1)
+    # A PDF of at least twice this many pages is partitioned as ranges of this many pages by
+    # parallel workers (the result is the same as partitioning it whole); 0 never splits.
+    split_pages: int = Field(24, ge=0)
     force: bool = False  # re-process even unchanged files
 
 
@@ -141,6 +144,11 @@ class Settings(BaseSettings):
     tenant: str = "default"
     store: Literal["local", "opensearch", "none"] = "local"
     embedder: str = "minilm"
+    # How the local MiniLM runs: ONNX Runtime (no torch in the process; the default) or the
+    # PyTorch model itself. "onnx-int8" is smaller but its vectors drift further from PyTorch.
+    embed_runtime: Literal["onnx", "onnx-int8", "torch"] = "onnx"
+    # Where exported models (the ONNX embedder) are cached; filled by scripts/install.sh.
+    model_cache: Path = Field(default_factory=lambda: Path.home() / ".cache" / "docmill")
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ingest: IngestOptions = Field(default_factory=IngestOptions)

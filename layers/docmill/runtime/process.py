@@ -26,6 +26,7 @@ from docmill.errors import DocumentError, TransientError
 from docmill.ingest import Ingestor
 from docmill.ingest.sources import SourceRef, describe_s3_object, source_id_for
 from docmill.models import FileResult
+from docmill.names import collection_prefix
 from docmill.runtime.context import Runtime
 from docmill.runtime.keys import ignore_reason, placement_for_key, unsupported_reason
 
@@ -81,8 +82,8 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def failure_key(collection: str, source_uri: str) -> str:
-    return f"collections/{collection}/failures/{source_id_for(source_uri)}.json"
+def failure_key(collection: str, source_uri: str, tenant: str | None = None) -> str:
+    return f"{collection_prefix(collection, tenant)}/failures/{source_id_for(source_uri)}.json"
 
 
 def _not_found(exc: ClientError) -> bool:
@@ -140,7 +141,7 @@ class ObjectProcessor:
         self, *, req: ProcessRequest, tenant: str, collection: str, source: str, reason: str, code: str, retryable: bool
     ) -> str:
         store = self.runtime.processed_store()
-        key = failure_key(collection, source)
+        key = failure_key(collection, source, tenant)
         store.write_json(
             key,
             {
@@ -160,9 +161,9 @@ class ObjectProcessor:
         )
         return store.uri(key)
 
-    def clear_failure(self, collection: str, source: str) -> None:
+    def clear_failure(self, collection: str, source: str, tenant: str | None = None) -> None:
         store = self.runtime.processed_store()
-        key = failure_key(collection, source)
+        key = failure_key(collection, source, tenant)
         if store.exists(key):
             store.delete(key)
 
@@ -225,7 +226,7 @@ class ObjectProcessor:
         result: FileResult = self._ingestor(tenant, collection).ingest_one(ref)
         payload = result.model_dump(mode="json")
         if result.status != "failed":
-            self.clear_failure(collection, source)
+            self.clear_failure(collection, source, tenant)
             self.api_status(tenant, req.key, "indexed", chunks=result.chunks)
             return ProcessOutcome(status=result.status, reason=result.reason, chunks=result.chunks, result=payload, **base)
         code = result.error_code or "Unknown"
@@ -262,7 +263,7 @@ class ObjectProcessor:
                 continue
             uri = f"s3://{req.bucket}/{key}"
             removed += self._ingestor(tenant, collection, embed=False).delete_source(uri)
-            self.clear_failure(collection, uri)
+            self.clear_failure(collection, uri, tenant)
         if kept is not None and removed == 0:
             return ProcessOutcome(status="skipped", reason=f"a current version still exists ({kept})", **base)
         return ProcessOutcome(status="ok", reason="deleted", removed_chunks=removed, **base)
