@@ -99,6 +99,8 @@ def main() -> int:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
             states = [client.get(f"/api/v1/documents/{i}").json()["status"] for i in ids]
+            if serve.poll() is not None:
+                raise SystemExit(f"docmill serve exited with {serve.returncode}")
             if all(s in ("indexed", "failed") for s in states):
                 break
             time.sleep(0.5)
