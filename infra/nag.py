@@ -108,12 +108,7 @@ RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
     ),
 ]
 ACTION_REASONS: list[tuple[re.Pattern[str], str]] = [
-    # CDK's DynamoDB grant on a table encrypted with the customer-managed data key.
-    (
-        re.compile(r"^kms:(GenerateDataKey|ReEncrypt)\*$"),
-        "Table grant on the chat API's state table, encrypted with the one customer-managed data key: "
-        "the statement is scoped to that key's ARN.",
-    ),
+
     # CDK's own AwsCustomResource singleton (OpenSearch log-group policy + domain KMS key lookup).
     (
         re.compile(r"^kms:(Describe|List)\*$"),
