@@ -35,6 +35,7 @@ from docmill.documents.process import ProcessedDocument, process_file, sha256_fi
 from docmill.embeddings.base import Embedder
 from docmill.errors import DocmillError, DocumentError
 from docmill.ingest.sources import SourceRef, discover_sources, source_id_for
+from docmill.ingest.workers import die_with_parent
 from docmill.models import FileResult, IngestReport
 from docmill.names import collection_prefix, validate_name
 from docmill.storage import ObjectStore
@@ -256,7 +257,9 @@ class Ingestor:
         in_flight: dict[Future[ProcessedDocument], _Pending] = {}
         # Bounded look-ahead: S3 sources are downloaded only shortly before a worker needs them.
         max_in_flight = workers * 2
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        # Workers die with this process, even on kill -9 (docmill.ingest.workers).
+        pool_args: dict[str, Any] = {"initializer": die_with_parent, "initargs": (os.getpid(),)}
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **pool_args) as pool:
             while queue or in_flight:
                 while queue and len(in_flight) < max_in_flight:
                     pending = self._submit(pool, queue.pop(0))
