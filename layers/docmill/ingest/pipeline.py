@@ -44,6 +44,7 @@ from docmill.documents.split import (
 from docmill.embeddings.base import Embedder
 from docmill.errors import DocmillError, DocumentError
 from docmill.ingest.sources import SourceRef, discover_sources, source_id_for
+from docmill.ingest.workers import die_with_parent
 from docmill.models import FileResult, IngestReport
 from docmill.names import collection_prefix, validate_name
 from docmill.storage import ObjectStore
@@ -299,8 +300,10 @@ class Ingestor:
         # letting the embedder's threads fight the workers (bench/ingest.py).
         cores = len(os.sched_getaffinity(0))
         self._embed_threads = max(1, cores - workers)
+        # Workers die with this process, even on kill -9 (docmill.ingest.workers).
+        pool_args: dict[str, Any] = {"initializer": die_with_parent, "initargs": (os.getpid(),)}
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **pool_args) as pool:
                 while queue or in_flight:
                     while queue and active < max_in_flight:
                         pending = self._submit(pool, queue.pop(0), workers)
