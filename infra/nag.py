@@ -57,10 +57,20 @@ _A = r"(<AWS::AccountId>|\d{12})"
 RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
     # (rendered resource, allowed actions (all must match), reason)
     (
-        re.compile(r"^<Storage(Raw|Processed|Datasets)[0-9A-F]{8}\.Arn>/(_work/)?\*$"),
+        re.compile(r"^<(Storage(Raw|Processed|Datasets)|FineTuningModels)[0-9A-F]{8}\.Arn>/(_work/)?\*$"),
         S3_OBJECT_ACTIONS,
         "Object ARNs inside one docmill bucket (prefix-scoped where the role only needs _work/); every S3 "
         "action is listed explicitly.",
+    ),
+    (
+        re.compile(rf"^arn:<AWS::Partition>:logs:{_R}:{_A}:log-group:/aws/sagemaker/TrainingJobs:\*$"),
+        re.compile(r"^logs:(CreateLogGroup|CreateLogStream|PutLogEvents|DescribeLogStreams)$"),
+        "SageMaker writes each training job's log streams into this one log group (stream names are per job).",
+    ),
+    (
+        re.compile(rf"^arn:<AWS::Partition>:sagemaker:{_R}:{_A}:training-job/docmill-\*$"),
+        re.compile(r"^sagemaker:(CreateTrainingJob|DescribeTrainingJob|StopTrainingJob|AddTags)$"),
+        "Fine-tune training jobs are named per job at run time (docmill-<tenant>-<job>); only that prefix.",
     ),
     (
         re.compile(r"^arn:<AWS::Partition>:s3:::<StorageDatasets[0-9A-F]{8}>/\*$"),

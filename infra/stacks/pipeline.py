@@ -11,6 +11,7 @@ from infra import paths
 from infra.config import StageConfig
 from infra.constructs.chat_api import ChatApi
 from infra.constructs.connectors import SourceConnectors, sources_from_context
+from infra.constructs.finetuning import FineTuning
 from infra.constructs.generation import GenerationWorkflow
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.llm_endpoint import LlmEndpoint
@@ -23,7 +24,7 @@ from infra.constructs.vector_store import VectorStore
 
 class DocmillStack(Stack):
     """Attributes: one per capability: ``network``, ``code``, ``storage``, ``vector_store``, ``llm``,
-    ``ingestion``, ``generation``, ``monitoring`` (None when disabled)."""
+    ``ingestion``, ``generation``, ``finetuning``, ``monitoring`` (None when disabled)."""
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, description=f"docmill document pipeline ({config.stage})", **kwargs)
@@ -86,6 +87,21 @@ class DocmillStack(Stack):
             datasets=storage.datasets,
             log_retention_days=config.log_retention_days,
             removal=log_removal,
+            tracing=config.tracing,
+            common_env=common_env,
+        )
+
+        # Fine-tuning: models bucket, training role, generation -> training -> evaluation.
+        self.finetuning = FineTuning(
+            self,
+            "FineTuning",
+            code=self.code,
+            generation=self.generation.state_machine,
+            datasets=storage.datasets,
+            datasets_key=storage.key,
+            access_logs=storage.access_logs,
+            log_retention_days=config.log_retention_days,
+            removal=removal,
             tracing=config.tracing,
             common_env=common_env,
         )
@@ -190,6 +206,9 @@ class DocmillStack(Stack):
             "VectorStoreEndpoint": vs.endpoint,
             "VectorIndex": vs.index_name,
             "LlmEndpointName": self.llm.endpoint_name,
+            "ModelsBucket": self.finetuning.models.bucket_name,
+            "TrainingRoleArn": self.finetuning.training_role.role_arn,
+            "FineTuneStateMachineArn": self.finetuning.state_machine.state_machine_arn,
         }
         if config.llm.mode == "create":
             count = config.llm.instance_count

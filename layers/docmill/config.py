@@ -93,6 +93,7 @@ class AwsSettings(BaseModel):
     raw_bucket: str | None = None
     processed_bucket: str | None = None  # None: outputs go under ``home``
     datasets_bucket: str | None = None
+    models_bucket: str | None = None  # fine-tuned adapters, their cards and the job records (jobs/)
     work_prefix: str = "_work/"
     process_function: str | None = None  # container Lambda that processes one small object
     large_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
