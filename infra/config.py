@@ -166,6 +166,32 @@ class MonitoringConfig(_Strict):
     endpoint_latency_p90_ms: int = Field(30_000, ge=1)
 
 
+class WebConfig(_Strict):
+    """The notice board web app (frontend/) on S3 behind CloudFront."""
+
+    enabled: bool = True
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    # The API the app calls. When the stack has its own API it is routed by CloudFront under
+    # /api/* (same origin, no CORS); otherwise this URL (an API deployed elsewhere) is used.
+    api_url: str | None = None
+    # Cognito hosted UI (sign in on AWS): the user pool domain and the app client id.
+    cognito_domain: str | None = None
+    cognito_client_id: str | None = None
+    # A custom domain: names plus an ACM certificate in us-east-1 (TLS 1.2+ policy); without
+    # them the distribution answers on its cloudfront.net name.
+    domain_names: list[str] = Field(default_factory=list)
+    certificate_arn: str | None = None
+    # An AWS WAF web ACL (CLOUDFRONT scope, us-east-1) to attach.
+    web_acl_arn: str | None = None
+    log_retention_days: int = Field(90, ge=1)
+
+    @model_validator(mode="after")
+    def _domain_needs_certificate(self) -> WebConfig:
+        if self.domain_names and not self.certificate_arn:
+            raise ValueError("web.domain_names needs web.certificate_arn (an ACM certificate in us-east-1)")
+        return self
+
+
 class StageConfig(_Strict):
     stage: str = "dev"
     project: str = "docmill"
@@ -180,6 +206,7 @@ class StageConfig(_Strict):
     llm: LLMEndpointConfig = Field(default_factory=LLMEndpointConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
     @property
     def stack_name(self) -> str:

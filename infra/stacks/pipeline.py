@@ -16,6 +16,7 @@ from infra.constructs.network import Network
 from infra.constructs.runtime_code import RuntimeCode
 from infra.constructs.storage import WORK_PREFIX, Storage
 from infra.constructs.vector_store import VectorStore
+from infra.constructs.web import WebApp
 
 
 class DocmillStack(Stack):
@@ -148,6 +149,18 @@ class DocmillStack(Stack):
                 variant_name=self.llm.variant_name,
             )
 
+        # The notice board web app (frontend/): S3 + CloudFront, calling the API.
+        self.web = None
+        if config.web.enabled:
+            self.web = WebApp(
+                self,
+                "Web",
+                config=config.web,
+                build_dir=paths.WEB_BUILD_DIR,
+                access_logs=storage.access_logs,
+                removal=log_removal,
+            )
+
         outputs = {
             "RawBucket": storage.raw.bucket_name,
             "ProcessedBucket": storage.processed.bucket_name,
@@ -169,5 +182,8 @@ class DocmillStack(Stack):
             outputs["LargeFileStateMachineArn"] = ing.state_machine.state_machine_arn
         if vs.master_secret is not None:
             outputs["VectorStoreMasterSecretArn"] = vs.master_secret.secret_arn
+        if self.web is not None:
+            outputs["WebAppUrl"] = self.web.url
+            outputs["WebBucket"] = self.web.bucket.bucket_name
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
