@@ -45,7 +45,7 @@ def test_given_the_dev_stack_then_cloudfront_uses_oac_https_and_security_headers
     assert oac["Properties"]["OriginAccessControlConfig"]["SigningProtocol"] == "sigv4"
     _, dist = _one(template, "AWS::CloudFront::Distribution")
     config = dist["Properties"]["DistributionConfig"]
-    (origin,) = config["Origins"]
+    origin = next(o for o in config["Origins"] if o["Id"] == config["DefaultCacheBehavior"]["TargetOriginId"])
     assert "OriginAccessControlId" in origin
     assert origin["S3OriginConfig"]["OriginAccessIdentity"] == ""  # no legacy OAI
     assert config["DefaultCacheBehavior"]["ViewerProtocolPolicy"] == "redirect-to-https"
@@ -68,6 +68,23 @@ def test_given_the_dev_stack_then_the_build_and_config_json_are_deployed_and_the
     _, deploy = _one(synth.template, "Custom::CDKBucketDeployment")
     assert deploy["Properties"]["DistributionPaths"] == ["/index.html", "/config.json"]
     assert "WebAppUrl" in synth.template["Outputs"]
+
+
+def test_given_the_chat_api_then_the_app_calls_it_on_its_own_origin_and_signs_in_with_the_hosted_ui(synth: Synth) -> None:
+    template = synth.template
+    dist_lid, dist = _one(template, "AWS::CloudFront::Distribution")
+    behaviors = dist["Properties"]["DistributionConfig"]["CacheBehaviors"]
+    assert [b["PathPattern"] for b in behaviors] == ["/api/*"]
+    api_lid, _ = _one(template, "AWS::ApiGatewayV2::Api")
+    assert api_lid in json.dumps(dist["Properties"]["DistributionConfig"]["Origins"])
+    _, domain = _one(template, "AWS::Cognito::UserPoolDomain")
+    assert "Domain" in domain["Properties"]
+    _, client = _one(template, "AWS::Cognito::UserPoolClient")
+    callbacks = json.dumps(client["Properties"]["CallbackURLs"])
+    assert dist_lid in callbacks and "localhost" in callbacks
+    web = synth.stack.web
+    assert web.app_config["auth"]["kind"] == "cognito"
+    assert "apiUrl" not in web.app_config
 
 
 @pytest.fixture(scope="module")

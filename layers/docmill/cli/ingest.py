@@ -64,7 +64,7 @@ def build_ingestor(
     embed: bool = True,
 ):  # noqa: ANN201
     """Wire an Ingestor from settings: output location, embedder, vector store."""
-    from docmill.embeddings import get_embedder, model_id_for
+    from docmill.embeddings import embedder_for, model_id_for
     from docmill.ingest import Ingestor
 
     output = open_store(out) if out else open_store(str(settings.home))
@@ -80,7 +80,7 @@ def build_ingestor(
         tenant=settings.tenant,
         options=settings.ingest,
         # Loaded on first use: a run that skips every file never loads the model.
-        embedder=(lambda: get_embedder(settings.embedder, batch_size=settings.ingest.embed_batch_size)) if embed else None,
+        embedder=(lambda: embedder_for(settings, batch_size=settings.ingest.embed_batch_size)) if embed else None,
         embedding_model_id=model_id_for(settings.embedder) if embed else None,
         vector_store=vector_store,
         progress=progress,

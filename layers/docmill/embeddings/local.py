@@ -52,6 +52,11 @@ class LocalEmbedder(Embedder):
                 cls._shared[key] = cls(**kwargs)
             return cls._shared[key]
 
+    def set_threads(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
+
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:
             return []
