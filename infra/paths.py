@@ -10,6 +10,8 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 CONTAINERS_DIR = REPO_ROOT / "containers"
 DOCKERFILE = "containers/Dockerfile"  # relative to the image build context (the repo root)
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+# The web app's static build (scripts/install.sh runs `expo export` there).
+WEB_BUILD_DIR = REPO_ROOT / "frontend" / "dist"
 
 # Handler locations agreed with the runtime issue (#5). Zip functions: (asset dir, handler).
 ROUTE_CODE = FUNCTIONS_DIR / "route"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_cdk import CfnOutput, RemovalPolicy, Stack
+from aws_cdk import Aws, CfnOutput, Fn, RemovalPolicy, Stack
+from aws_cdk import aws_cognito as cognito
 from constructs import Construct
 
 from infra import paths
@@ -20,6 +21,7 @@ from infra.constructs.network import Network
 from infra.constructs.runtime_code import RuntimeCode
 from infra.constructs.storage import WORK_PREFIX, Storage
 from infra.constructs.vector_store import VectorStore
+from infra.constructs.web import WebApp
 
 
 class DocmillStack(Stack):
@@ -196,6 +198,39 @@ class DocmillStack(Stack):
                 variant_name=self.llm.variant_name,
             )
 
+        # The notice board web app (frontend/): S3 + CloudFront; /api/* goes to the chat API on
+        # the same origin, and people sign in through the user pool's hosted UI.
+        self.web = None
+        if config.web.enabled:
+            api_endpoint = cognito_domain = client_id = None
+            if self.chat_api is not None:
+                # Domain prefixes are global per region: the stack's own UUID keeps this one unique.
+                prefix = config.web.cognito_domain_prefix or Fn.join(
+                    "-", [config.project, config.stage,
+                          Fn.select(4, Fn.split("-", Fn.select(2, Fn.split("/", Aws.STACK_ID))))]
+                )
+                hosted_ui = self.chat_api.user_pool.add_domain(
+                    "HostedUi", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=prefix)
+                )
+                api_endpoint = self.chat_api.http_api.api_endpoint
+                cognito_domain = Fn.select(2, Fn.split("/", hosted_ui.base_url()))
+                client_id = self.chat_api.user_pool_client.user_pool_client_id
+            self.web = WebApp(
+                self,
+                "Web",
+                config=config.web,
+                build_dir=paths.WEB_BUILD_DIR,
+                access_logs=storage.access_logs,
+                api_endpoint=api_endpoint,
+                cognito_domain=cognito_domain,
+                cognito_client_id=client_id,
+                removal=log_removal,
+            )
+            if self.chat_api is not None:
+                # The hosted UI sends people back to the web app after sign-in.
+                client = self.chat_api.user_pool_client.node.default_child
+                client.callback_ur_ls = [*config.chat_api.callback_urls, f"{self.web.url}/"]  # type: ignore[union-attr]
+
         outputs = {
             "RawBucket": storage.raw.bucket_name,
             "ProcessedBucket": storage.processed.bucket_name,
@@ -225,5 +260,8 @@ class DocmillStack(Stack):
             outputs["LargeFileStateMachineArn"] = ing.state_machine.state_machine_arn
         if vs.master_secret is not None:
             outputs["VectorStoreMasterSecretArn"] = vs.master_secret.secret_arn
+        if self.web is not None:
+            outputs["WebAppUrl"] = self.web.url
+            outputs["WebBucket"] = self.web.bucket.bucket_name
         for name, value in outputs.items():
             CfnOutput(self, name, value=value)
