@@ -52,8 +52,8 @@ class IngestProgress(Protocol):
 
 
 SMALL_BATCH_BYTES = 512 * 1024
-# PDFs at least this large may be split into page ranges (the page count decides), so one
-# large PDF alone still gets parallel workers.
+# A PDF at least this large counts as splittable when choosing how many workers to start (its
+# page count decides once it is open), so one large PDF alone still gets parallel workers.
 SPLIT_CANDIDATE_BYTES = 256 * 1024
 
 
@@ -343,7 +343,7 @@ class Ingestor:
             cm = ref.materialise(self.s3_client)
             path = cm.__enter__()
             pending.cleanup = cm
-            pages = pdf_page_count(path) if _split_candidate(ref) else None
+            pages = pdf_page_count(path) if ref.descriptor.name.lower().endswith(".pdf") and workers > 1 else None
             if should_split(self.options, pages, workers):
                 ranges = page_ranges(pages or 0, self.options.split_pages)
                 check = pool.submit(_check_worker, str(path), ref.descriptor, self.options, self.lenient_pdf)
