@@ -166,6 +166,25 @@ class MonitoringConfig(_Strict):
     endpoint_latency_p90_ms: int = Field(30_000, ge=1)
 
 
+class ChatApiConfig(_Strict):
+    enabled: bool = True
+    memory_mb: int = Field(3008, ge=1024, le=10240)
+    # API Gateway's HTTP API integration timeout is 30 s: the function must answer within it.
+    timeout_seconds: int = Field(29, ge=5, le=29)
+    reserved_concurrency: int | None = Field(None, ge=1)
+    provisioned_concurrency: int = Field(0, ge=0, description="warm instances (model loaded) kept ready")
+    throttle_rate_per_second: float = Field(50, gt=0, description="API-wide steady request rate")
+    throttle_burst: int = Field(100, ge=1)
+    rate_limit_per_minute: int = Field(120, ge=0, description="per tenant, within one function instance")
+    cors_origins: list[str] = Field(default_factory=list, description="web app origins; empty: no CORS")
+    callback_urls: list[str] = Field(default_factory=lambda: ["http://localhost:8081/"])
+    tenant_claim: str = "custom:tenant"
+    admin_group: str = "admin"
+    max_upload_mb: float = Field(4, gt=0, le=4)
+    mfa_required: bool = False
+    threat_protection: bool = Field(False, description="Cognito Plus plan: adaptive auth, compromised credentials")
+
+
 class StageConfig(_Strict):
     stage: str = "dev"
     project: str = "docmill"
@@ -180,6 +199,7 @@ class StageConfig(_Strict):
     llm: LLMEndpointConfig = Field(default_factory=LLMEndpointConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    chat_api: ChatApiConfig = Field(default_factory=ChatApiConfig)
 
     @property
     def stack_name(self) -> str:

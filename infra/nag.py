@@ -108,6 +108,12 @@ RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
     ),
 ]
 ACTION_REASONS: list[tuple[re.Pattern[str], str]] = [
+    # CDK's DynamoDB grant on a table encrypted with the customer-managed data key.
+    (
+        re.compile(r"^kms:(GenerateDataKey|ReEncrypt)\*$"),
+        "Table grant on the chat API's state table, encrypted with the one customer-managed data key: "
+        "the statement is scoped to that key's ARN.",
+    ),
     # CDK's own AwsCustomResource singleton (OpenSearch log-group policy + domain KMS key lookup).
     (
         re.compile(r"^kms:(Describe|List)\*$"),
@@ -250,6 +256,26 @@ def apply_suppressions(stack: Stack) -> list[str]:
                     "AwsSolutions-OS7",
                     "Single data node in this stage to save cost; prod uses two AZs with zone awareness.",
                 )
+    chat_api = getattr(stack, "chat_api", None)
+    if chat_api is not None:
+        from aws_cdk import aws_apigatewayv2 as apigw
+        from aws_cdk import aws_cognito as cognito
+
+        for construct in chat_api.node.find_all():
+            if isinstance(construct, apigw.CfnRoute) and construct.route_key.endswith("/api/v1/health"):
+                _ack(construct, "AwsSolutions-APIG4",
+                     "The health check is the one public route by design: it reveals nothing but 'ok' and "
+                     "the version; every other route has the Cognito JWT authorizer.")
+            if isinstance(construct, cognito.CfnUserPool):
+                cfg = config.chat_api if config else None
+                if cfg is None or not cfg.mfa_required:
+                    _ack(construct, "AwsSolutions-COG2",
+                         "MFA (TOTP) is offered to every user and required per stage with chat_api.mfa_required; "
+                         "sign-up is administrator-only.")
+                if cfg is None or not cfg.threat_protection:
+                    _ack(construct, "AwsSolutions-COG8",
+                         "The Plus feature plan (threat protection) is billed per active user: stages turn it "
+                         "on with chat_api.threat_protection; sign-up is administrator-only.")
     # Container environment carries only non-secret settings (bucket names, endpoints, thresholds).
     ingestion = getattr(stack, "ingestion", None)
     if ingestion is not None:

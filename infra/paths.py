@@ -24,6 +24,7 @@ PROCESS_DOCUMENT_CMD = "functions.process_document.handler.handler"
 GENERATE_BATCH_CMD = "functions.generation.generate_batch.handler"
 ASSEMBLE_CMD = "functions.generation.assemble.handler"
 ECS_TASK_MODULE = "functions.process_document.ecs_task"
+CHAT_API_CMD = "functions.chat_api.handler.handler"
 
 # Custom metrics the handlers emit (Powertools EMF); the monitoring construct alarms on them.
 METRICS_NAMESPACE = "docmill"

@@ -32,7 +32,7 @@ _RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath"}
 # when the project defines them: the layer is for the light zip functions (route, plan), the image
 # for everything heavy (parsing, embedding, generation, dataset writing).
 LAYER_EXTRAS = ("aws",)
-IMAGE_EXTRAS = ("processing", "aws", "generation")
+IMAGE_EXTRAS = ("processing", "aws", "generation", "api")
 
 
 def _project(pyproject: Path) -> dict:

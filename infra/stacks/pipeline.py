@@ -7,6 +7,7 @@ from constructs import Construct
 
 from infra import paths
 from infra.config import StageConfig
+from infra.constructs.chat_api import ChatApi
 from infra.constructs.connectors import SourceConnectors, sources_from_context
 from infra.constructs.generation import GenerationWorkflow
 from infra.constructs.ingestion import Ingestion
@@ -130,6 +131,35 @@ class DocmillStack(Stack):
             )
             storage.grant_read_write(self.connectors.task_role, storage.raw)
             storage.grant_delete(self.connectors.task_role, storage.raw)  # deleted at the source
+        # Chat API (issue #13): the docmill.api app in Lambda behind an HTTP API + Cognito.
+        self.chat_api = None
+        if config.chat_api.enabled:
+            chat = self.chat_api = ChatApi(
+                self,
+                "ChatApi",
+                config=config.chat_api,
+                code=self.code,
+                network=self.network,
+                key=storage.key,
+                log_retention_days=config.log_retention_days,
+                removal=removal,
+                tracing=config.tracing,
+                common_env=common_env,
+                generation=gen.state_machine,
+            )
+            # Uploads land in the raw bucket under <tenant>/<collection>/<doc id>/ (a presigned POST
+            # is signed with the function's role); a delete removes the object, and its
+            # ObjectRemoved event removes the chunks.
+            storage.grant_read_write(chat.function, storage.raw)
+            storage.grant_delete(chat.function, storage.raw)
+            vs.grant_read_write(chat.function)  # k-NN search of the tenant's chunks
+            self.llm.grant_invoke(chat.function)
+            storage.grant_key(chat.function)
+            # The pipeline keeps the status of documents uploaded through the API current.
+            for worker in ing.workers:
+                chat.grant_status_writes(worker)
+            ing.process.add_environment("DOCMILL_API__STATE_TABLE", chat.table.table_name)
+            ing.container.add_environment("DOCMILL_API__STATE_TABLE", chat.table.table_name)
         vs.finalize()
 
         self.monitoring = None
@@ -165,6 +195,11 @@ class DocmillStack(Stack):
                 f"{count * config.llm.price_per_hour_usd:.3f} ({count} x {config.llm.instance_type} "
                 "on-demand, billed while the endpoint exists)"
             )
+        if self.chat_api is not None:
+            outputs["ChatApiUrl"] = self.chat_api.url
+            outputs["ChatUserPoolId"] = self.chat_api.user_pool.user_pool_id
+            outputs["ChatUserPoolClientId"] = self.chat_api.user_pool_client.user_pool_client_id
+            outputs["ChatStateTable"] = self.chat_api.table.table_name
         if ing.state_machine is not None:
             outputs["LargeFileStateMachineArn"] = ing.state_machine.state_machine_arn
         if vs.master_secret is not None:

@@ -115,6 +115,28 @@ class AwsSettings(BaseModel):
         return [s for s in self.ecs_security_groups.split(",") if s.strip()]
 
 
+class ApiSettings(BaseModel):
+    """The chat API (``docmill serve`` locally, the API function on AWS; ``DOCMILL_API__*``)."""
+
+    max_upload_mb: float = Field(50.0, gt=0, description="largest upload through the API (AWS: presigned beyond)")
+    rate_limit_per_minute: int = Field(600, ge=0, description="requests per tenant per minute; 0 = no limit")
+    top_k: int = Field(5, ge=1, le=50)
+    # MiniLM cosine similarity: unrelated text scores ~0.0-0.2, text on the topic 0.35+.
+    min_score: float = Field(0.3, ge=-1.0, le=1.0)
+    history_turns: int = Field(6, ge=0, le=50)
+    default_collection: str = "default"
+    cors_origins: str = ""  # comma-separated
+    # AWS
+    state_table: str | None = None
+    tenant_claim: str = "custom:tenant"
+    admin_group: str = "admin"
+    generation_state_machine_arn: str | None = None
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCMILL_", env_nested_delimiter="__", extra="ignore")
 
@@ -131,6 +153,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ingest: IngestOptions = Field(default_factory=IngestOptions)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     aws_region: str | None = None
 
     @property

@@ -86,7 +86,7 @@ def test_generate_json_writes_datasets_and_reports_paths_and_counts(cli, seams, 
     assert seams == {"spec": "openai:http://127.0.0.1:9/v1", "concurrency": 3}
     assert set(data["counts"]) == {"sft", "dpo", "rlhf"}
     assert data["records_kept"] == 12 and sum(data["counts"]["sft"].values()) == 12
-    assert data["paths"]["sft"]["tar.gz"] == str(out / "hb-sft" / "hb-sft.tar.gz")
+    assert data["paths"]["sft"]["tar.gz"] == str(out / "hb-sft.tar.gz")
     for key in ("card", "provenance", "report", "dataset_info"):
         assert (tmp_path / "ds" / data[key].rsplit("/", 1)[-1]).is_file()
     assert data["stopped"] is None

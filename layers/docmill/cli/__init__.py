@@ -12,6 +12,8 @@ from docmill.cli import demo as _demo  # noqa: E402,F401
 from docmill.cli import search as _search  # noqa: E402,F401
 from docmill.cli import dev as _dev  # noqa: E402,F401
 from docmill.cli import workflow as _workflow  # noqa: E402,F401
+from docmill.cli import serve as _serve  # noqa: E402,F401
+from docmill.cli import finetune as _finetune  # noqa: E402,F401
 
 
 def main() -> None:

@@ -136,6 +136,9 @@ def demo(
     typer.echo("")
     typer.echo(f"Datasets are in {a['out']}:")
     for fmt, counts in a["counts"].items():
+        if fmt not in a["paths"]:
+            typer.echo(f"  {fmt}: no records, not written")
+            continue
         typer.echo(f"  {a['paths'][fmt]['tar.gz']}  (train {counts['train']}, val {counts['val']}, test {counts['test']})")
     typer.echo(f"  dataset card: {a['card']}")
     typer.echo(

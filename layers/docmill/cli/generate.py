@@ -86,6 +86,11 @@ def _print_summary(result: dict[str, Any]) -> None:
     typer.echo(f"  {'format':<12}{'train':>8}{'val':>8}{'test':>8}")
     for fmt, counts in a["counts"].items():
         typer.echo(f"  {fmt:<12}{counts['train']:>8}{counts['val']:>8}{counts['test']:>8}")
+    if a.get("archives"):
+        typer.echo("  archives (DatasetDict; inner folder = key without .tar.gz):")
+        for fmt, arch in a["archives"].items():
+            name = f"  loader name: {arch['loader_name']}" if arch.get("loader_name") else ""
+            typer.echo(f"    {fmt:<12}{arch['uri']}{name}")
     if a["drops"]:
         typer.echo("  dropped / not a pair:")
         for reason, n in sorted(a["drops"].items(), key=lambda kv: (-kv[1], kv[0])):
@@ -124,6 +129,9 @@ def generate(
     min_margin: Annotated[
         Optional[float], typer.Option("--min-margin", min=0, max=4, help="judge margin a preference pair needs")
     ] = None,
+    license_id: Annotated[
+        str, typer.Option("--license", help="license written to the dataset card (hub identifier, e.g. cc-by-4.0)")
+    ] = "other",
 ) -> None:
     """Generate fine-tuning datasets (sft, completion, text, dpo, rlhf, preference) from a collection."""
     from docmill.config import load_settings
@@ -147,6 +155,7 @@ def generate(
             max_chunks=max_chunks,
             seed=seed,
             top_k=top_k,
+            license=license_id,
             concurrency=settings.llm.concurrency,
             budget_tokens=budget_tokens,
             curation=curation,
@@ -210,6 +219,7 @@ def generate(
                     "counts": a["counts"],
                     "drops": a["drops"],
                     "paths": a["paths"],
+                    "archives": a["archives"],
                     "dataset_info": a["dataset_info"],
                     "card": a["card"],
                     "provenance": a["provenance"],

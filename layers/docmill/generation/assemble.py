@@ -19,6 +19,7 @@ from docmill.datasets.card import render_card
 from docmill.datasets.formats import PREFERENCE_FORMATS, Example
 from docmill.datasets.splits import assign_splits
 from docmill.datasets.writer import SplitExample, write_datasets
+from docmill.errors import EmptyDataset
 from docmill.generation.curation import curate
 from docmill.generation.models import STAGES, BatchReport, GeneratedRecord, StageStats, merge_counts
 from docmill.generation.parsing import strip_citations
@@ -35,6 +36,7 @@ class AssembleResult(BaseModel):
     preference_pairs: int
     counts: dict[str, dict[str, int]] = Field(default_factory=dict)
     paths: dict[str, dict[str, str]] = Field(default_factory=dict)
+    archives: dict[str, dict[str, str | None]] = Field(default_factory=dict)
     drops: dict[str, int] = Field(default_factory=dict)
     dataset_info: str | None = None
     card: str
@@ -191,6 +193,9 @@ def assemble(
         "prompts": p.prompts,
         "formats": list(cfg.formats),
         "counts": written.counts,
+        "archives": {f: a.__dict__ for f, a in written.archives.items()},
+        "language": written.language,
+        "license": cfg.license,
         "records_generated": len(records),
         "records_kept": len(kept),
         "preference_pairs": pair_count,
@@ -270,6 +275,13 @@ def assemble(
         "calls_truncated": len(calls) > cfg.keep_call_log,
     }
     out.write_json("run_report.json", report)
+    if not written.archives:
+        # No trainer file was written; the card and the report say why, the exit code too.
+        raise EmptyDataset(
+            f"dataset {cfg.dataset!r}: no record for any of the formats {', '.join(cfg.formats)} "
+            f"(generated {len(records)}, kept {len(kept)}, {len(errors)} errors, {len(missing)} missing "
+            f"shards; drops {all_drops or 'none'}); see {out.uri('run_report.json')}"
+        )
 
     return AssembleResult(
         run_id=p.run_id,
@@ -280,6 +292,7 @@ def assemble(
         preference_pairs=pair_count,
         counts=written.counts,
         paths=written.paths,
+        archives={f: a.__dict__ for f, a in written.archives.items()},
         drops=merge_counts(all_drops, curated.pair_drops),
         dataset_info=written.dataset_info,
         card=out.uri("README.md"),

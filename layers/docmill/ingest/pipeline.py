@@ -2,10 +2,13 @@
 
 Layout under the output root (a folder or an S3 prefix):
 
-    collections/<collection>/sources/<source_id>/elements.json
-    collections/<collection>/sources/<source_id>/chunks.jsonl
-    collections/<collection>/sources/<source_id>/source.json   (written last: the commit marker)
-    collections/<collection>/runs/<run_id>.json                (the per-run manifest)
+    <root>/sources/<source_id>/elements.json
+    <root>/sources/<source_id>/chunks.jsonl
+    <root>/sources/<source_id>/source.json   (written last: the commit marker)
+    <root>/runs/<run_id>.json                (the per-run manifest)
+
+where ``<root>`` is ``collections/<collection>`` for the default tenant and
+``tenants/<tenant>/collections/<collection>`` for any other (``docmill.names``).
 
 A source whose ``source.json`` matches the file (same version or same sha256) and the same
 settings fingerprint is skipped as unchanged.
@@ -41,6 +44,7 @@ from docmill.embeddings.base import Embedder
 from docmill.errors import DocmillError, DocumentError
 from docmill.ingest.sources import SourceRef, discover_sources, source_id_for
 from docmill.models import FileResult, IngestReport
+from docmill.names import collection_prefix, validate_name
 from docmill.storage import ObjectStore
 from docmill.vectorstores.base import VectorStore
 
@@ -116,7 +120,9 @@ class Ingestor:
     embedding_model_id: str | None = None
 
     def __post_init__(self) -> None:
-        self._root = self.output.child(f"collections/{self.collection}")
+        validate_name("collection", self.collection)
+        validate_name("tenant", self.tenant)
+        self._root = self.output.child(collection_prefix(self.collection, self.tenant))
         self._embedder: Embedder | None = self.embedder if isinstance(self.embedder, Embedder) else None
         self._index_ready = False
         self._embed_threads = 0  # 0: the embedder's own choice
@@ -171,7 +177,7 @@ class Ingestor:
         """Forget a source: its outputs and its chunks in the index. Returns chunks removed."""
         removed = 0
         if self.vector_store is not None:
-            removed = self.vector_store.delete_source(self.collection, source_uri)
+            removed = self.vector_store.delete_source(self.collection, source_uri, tenant=self.tenant)
         prefix = f"sources/{source_id_for(source_uri)}/"
         state = self._read_state(source_uri)
         self._root.delete_prefix(prefix)
@@ -473,7 +479,7 @@ class Ingestor:
                 self._index_ready = True
             # What survives is decided by chunk id, so a re-chunked file with the same version
             # (or one that now yields no chunks) leaves nothing stale behind.
-            result = self.vector_store.replace_source(self.collection, ref.uri, chunks)
+            result = self.vector_store.replace_source(self.collection, ref.uri, chunks, tenant=self.tenant)
             if result.errors:
                 raise DocmillError(f"the index refused {len(result.errors)} chunks: {result.errors[0]}")
         phases["index"] = time.perf_counter() - clock

@@ -462,7 +462,7 @@ def example_commands(info: dict[str, Any]) -> list[str]:
     raw = info["buckets"]["raw"]
     lines = [
         f"aws --endpoint-url {ep} s3 cp report.pdf s3://{raw}/acme/handbook/report.pdf",
-        f"aws --endpoint-url {ep} s3 ls --recursive s3://{info['buckets']['processed']}/collections/",
+        f"aws --endpoint-url {ep} s3 ls --recursive s3://{info['buckets']['processed']}/tenants/acme/collections/",
     ]
     if info.get("state_machine_arn"):
         lines.append(

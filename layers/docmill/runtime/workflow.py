@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 from docmill.errors import ConfigurationError, LLMThrottled, LLMTimeout, TransientError
 from docmill.generation.models import GenerationConfig
 from docmill.models import ChunkRecord
+from docmill.names import collection_prefix
 from docmill.runtime.context import Runtime
 from docmill.storage import ObjectStore
 
@@ -83,7 +84,7 @@ def processed_chunks(store: ObjectStore, collection: str, tenant: str | None = N
     """Every committed chunk of a collection from the processed outputs
     (``collections/<c>/sources/*/chunks.jsonl``), without embeddings (the plan does not need
     them, and a Lambda's memory should not hold a collection's vectors)."""
-    prefix = f"collections/{collection}/sources/"
+    prefix = f"{collection_prefix(collection, tenant)}/sources/"
     for info in store.list(prefix):
         if not info.key.endswith("/chunks.jsonl"):
             continue

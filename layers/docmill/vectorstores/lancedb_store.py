@@ -314,16 +314,21 @@ class LanceDBStore(VectorStore):
                 self._maybe_compact()
             return deleted
 
-    def delete_source(self, collection: str, source_uri: str, *, keep_version: str | None = None) -> int:
+    def delete_source(
+        self, collection: str, source_uri: str, *, keep_version: str | None = None, tenant: str | None = None
+    ) -> int:
         where = where_clause(
             collection=collection,
+            tenant=tenant,
             source_uris=[source_uri],
             not_version=(keep_version,) if keep_version is not None else None,
         )
         return self._delete(where or "false")
 
-    def delete_source_except(self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str]) -> int:
-        where = where_clause(collection=collection, source_uris=[source_uri]) or "false"
+    def delete_source_except(
+        self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str], *, tenant: str | None = None
+    ) -> int:
+        where = where_clause(collection=collection, tenant=tenant, source_uris=[source_uri]) or "false"
         keep = sorted(set(keep_chunk_ids))
         if keep:
             where += " AND chunk_id NOT IN (" + ", ".join(sql_quote(c) for c in keep) + ")"
