@@ -111,7 +111,7 @@ def _sample_tree(proc: psutil.Process, peak: list[int], stop: threading.Event) -
         time.sleep(0.1)
 
 
-def run_variant(name: str, code: str, args: list[str], cores: list[int]) -> dict:
+def run_variant(name: str, code: str, args: list[str], cores: list[int], timeout: float | None = None) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(len(cores)))
     load_before = os.getloadavg()[0]
     cpu_before = os.times()
@@ -125,15 +125,22 @@ def run_variant(name: str, code: str, args: list[str], cores: list[int]) -> dict
         text=True,
         # Pin the whole tree (workers inherit the affinity) to the cores this variant may use.
         preexec_fn=lambda: os.sched_setaffinity(0, cores),
+        start_new_session=True,  # its own process group: a timeout ends the variant's whole tree
     )
     peak, stop = [0], threading.Event()
     sampler = threading.Thread(target=_sample_tree, args=(psutil.Process(proc.pid), peak, stop), daemon=True)
     sampler.start()
-    out, err = proc.communicate()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # Peak memory so far is still worth printing when a loaded machine cannot finish a variant.
+        os.killpg(proc.pid, 9)
+        out, err = proc.communicate()
+        out = json.dumps({"pages": 0, "chunks": 0, "failed": 0, "timed_out": True})
     stop.set()
     seconds = time.perf_counter() - started
     cpu_after = os.times()
-    if proc.returncode not in (0, 1):
+    if proc.returncode not in (0, 1) and '"timed_out"' not in out:
         raise SystemExit(f"{name} failed ({proc.returncode}):\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     result.update(
@@ -194,6 +201,7 @@ def main() -> None:
     parser.add_argument("--variants", default="baseline-1core,docmill-1core,docmill-2core,baseline-2core,embed")
     parser.add_argument("--memory", action="store_true", help="peak RSS of docmill (all cores) on the 619-page PDF and the 872-page DOCX")
     parser.add_argument("--embed-chunks", type=int, default=400, help="chunks in the embedding-alone comparison")
+    parser.add_argument("--memory-timeout", type=float, default=None, help="stop each memory variant after this many seconds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     dirs = {"all": ["docs", "large"], "docs": ["docs"], "large": ["large"], "none": []}[args.set]
@@ -224,7 +232,7 @@ def main() -> None:
             for big in ("DA-619p.pdf", "handbook-872p.docx"):
                 path = CORPUS / "large" / big
                 if path.exists():
-                    results.append(run_variant(f"memory-{big}", DOCMILL, [json.dumps([str(path)]), f"{tmp}/m-{big}", "0", args.runtime], cores))
+                    results.append(run_variant(f"memory-{big}", DOCMILL, [json.dumps([str(path)]), f"{tmp}/m-{big}", "0", args.runtime], cores, args.memory_timeout))
     by_name = {r["name"]: r for r in results}
     for r in results:
         same = by_name.get(r["name"].replace("docmill", "baseline")) if r["name"].startswith("docmill") else None
@@ -245,6 +253,7 @@ def main() -> None:
         print(
             f"{r['name']:24s} {r['seconds']:7.1f} {r['cpu_s']:7.1f} {r['pages']:6d} {r['pages_per_s']:8.2f} {r['chunks']:7d} "
             f"{r['chunks_per_s']:9.2f} {r['peak_rss_mb']:7d} {ratio if ratio is not None else '':>7}  {r['load']}"
+            + ("  (stopped at the timeout: peak so far)" if r.get("timed_out") else "")
         )
     for r in results:
         if r.get("phases"):

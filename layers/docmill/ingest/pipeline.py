@@ -211,7 +211,8 @@ class Ingestor:
         return self._embedder
 
     def _worker_count(self, todo: Sequence[SourceRef]) -> int:
-        if not self.options.workers and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
+        splittable = any(_split_candidate(r) for r in todo)
+        if not self.options.workers and not splittable and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
             # Starting worker processes (each imports Unstructured) costs more than a few small
             # files take to parse; an explicit --workers still wins.
             return 1
@@ -296,6 +297,8 @@ class Ingestor:
         # letting the embedder's threads fight the workers (bench/ingest.py).
         cores = len(os.sched_getaffinity(0))
         self._embed_threads = max(1, cores - workers)
+        if self._embedder is not None:
+            self._embedder.set_threads(self._embed_threads)
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
                 while queue or in_flight:
