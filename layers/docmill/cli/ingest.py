@@ -110,6 +110,8 @@ def print_summary(console: Console, report: IngestReport) -> None:
         f"[bold]{t.files}[/] files: [green]{t.ok} ok[/], [yellow]{t.skipped} skipped[/], [red]{t.failed} failed[/]; "
         f"{t.pages} pages, {t.elements} elements, {t.chunks} chunks in {t.seconds:.1f} s"
     )
+    if report.pruned:
+        console.print(f"pruned {len(report.pruned)} sources no longer present: " + ", ".join(report.pruned))
 
 
 @app.command()
@@ -131,6 +133,9 @@ def ingest(
     batch_size: Annotated[int, typer.Option(help="embedding batch size (small is fastest on a CPU)")] = 8,
     lenient_pdf: Annotated[bool, typer.Option("--lenient-pdf", help="ingest what can be recovered from damaged PDFs")] = False,
     force: Annotated[bool, typer.Option("--force", help="re-process unchanged files too")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="forget sources under the given folders/prefixes that no longer exist")
+    ] = False,
     tenant: Annotated[Optional[str], typer.Option(help="tenant id stored with every chunk")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -157,7 +162,7 @@ def ingest(
         settings = load_settings(home=home, tenant=tenant, ingest=options)
         with RichProgress(console) as progress:
             ingestor = build_ingestor(settings, collection=collection, out=out, store=store, progress=progress, lenient_pdf=lenient_pdf)
-            report = ingestor.run(inputs)
+            report = ingestor.run(inputs, prune=prune)
     except (DocmillError, ValueError) as exc:
         console.print(f"[red]error:[/] {getattr(exc, 'message', exc)}")
         raise typer.Exit(2) from exc

@@ -25,6 +25,8 @@ class SourceRef:
     bucket: str | None = None
     key: str | None = None
     mtime: float | None = None
+    # Status-change time: ``cp -p`` and ``rsync -t`` can keep size and mtime, never ctime.
+    ctime: float | None = None
     error: str | None = None  # set when the input could not even be listed
 
     @property
@@ -66,12 +68,17 @@ def _hidden(key: str) -> bool:
 
 def _from_local(info: ObjectInfo) -> SourceRef:
     path = Path(info.uri)
+    try:
+        ctime: float | None = path.stat().st_ctime
+    except OSError:
+        ctime = None
     return SourceRef(
         descriptor=SourceDescriptor(
             uri=path.as_uri(), name=path.name, version=None, size=info.size, metadata=read_source_metadata(info)
         ),
         local_path=path,
         mtime=info.last_modified,
+        ctime=ctime,
     )
 
 
@@ -154,6 +161,30 @@ def discover_sources(inputs: Sequence[str], *, s3_client: Any | None = None) -> 
         else:
             found[raw] = _error_ref(raw, "not found: no such file or folder")
     return list(found.values())
+
+
+def prune_scopes(inputs: Sequence[str], sources: Sequence[SourceRef]) -> list[str]:
+    """What ``--prune`` may forget: each input that could be listed, as a URI prefix ending in
+    "/" (a folder or S3 prefix) or an exact URI (a file or object). An input that could not be
+    listed (a missing folder, an S3 error) prunes nothing: a path typed wrong, or a network
+    error, must not empty a collection."""
+    failed = {ref.uri for ref in sources if ref.error}
+    found = {ref.uri for ref in sources if not ref.error}
+    scopes: list[str] = []
+    for raw in inputs:
+        if raw in failed:
+            continue
+        if is_s3_uri(raw):
+            bucket, key = parse_s3_uri(raw)
+            exact = f"s3://{bucket}/{key}"
+            scopes.append(exact if key and exact in found else f"s3://{bucket}/{key.rstrip('/') + '/' if key else ''}")
+            continue
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            scopes.append(path.resolve().as_uri().rstrip("/") + "/")
+        elif path.is_file():
+            scopes.append(path.resolve().as_uri())
+    return scopes
 
 
 def _error_ref(raw: str, error: str) -> SourceRef:
