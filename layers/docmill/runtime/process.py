@@ -15,7 +15,7 @@ when retries are spent, the event lands in the dead-letter queue.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -31,8 +31,8 @@ from docmill.runtime.context import Runtime
 from docmill.runtime.keys import ignore_reason, placement_for_key, unsupported_reason
 
 
-def _subclasses(cls: type) -> set[type]:
-    out = set()
+def _subclasses(cls: type[DocumentError]) -> set[type[DocumentError]]:
+    out: set[type[DocumentError]] = set()
     for sub in cls.__subclasses__():
         out |= {sub} | _subclasses(sub)
     return out
@@ -79,7 +79,7 @@ class ProcessOutcome(BaseModel):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def failure_key(collection: str, source_uri: str, tenant: str | None = None) -> str:
@@ -117,6 +117,23 @@ class ObjectProcessor:
             embedder=rt.embedder if embed else None,
             vector_store=rt.vector_store(),
         )
+
+    # -- API document status ----------------------------------------------------------------
+
+    def api_status(self, tenant: str, key: str, status: str, *, reason: str | None = None, chunks: int | None = None) -> None:
+        """Objects uploaded through the chat API (``<tenant>/<collection>/<doc id>/<name>``)
+        have a status record in the API's state table: the pipeline keeps it current."""
+        from docmill.api.documents import document_id_in
+
+        table = self.settings.api.state_table
+        document_id = document_id_in("/" + key)
+        if not table or not document_id:
+            return
+        from docmill.api.documents import record_status
+        from docmill.api.state import DynamoState
+
+        record_status(DynamoState(table, client=aws.client("dynamodb")), tenant, document_id,
+                      status=status, reason=reason, chunks=chunks)
 
     # -- failure records ------------------------------------------------------------------
 
@@ -189,6 +206,7 @@ class ObjectProcessor:
                 req=req, tenant=tenant, collection=collection, source=source, reason=unsupported,
                 code="UnsupportedFileType", retryable=False,
             )
+            self.api_status(tenant, req.key, "failed", reason=unsupported)
             return ProcessOutcome(status="failed", reason=unsupported, error_code="UnsupportedFileType", failure_record=record, **base)
         ref = self._describe(req)
         source = f"s3://{req.bucket}/{req.key}"
@@ -204,10 +222,12 @@ class ObjectProcessor:
                 return ProcessOutcome(
                     status="skipped", reason=f"superseded by a newer version ({current})", **base
                 )
+        self.api_status(tenant, req.key, "processing")
         result: FileResult = self._ingestor(tenant, collection).ingest_one(ref)
         payload = result.model_dump(mode="json")
         if result.status != "failed":
             self.clear_failure(collection, source, tenant)
+            self.api_status(tenant, req.key, "indexed", chunks=result.chunks)
             return ProcessOutcome(status=result.status, reason=result.reason, chunks=result.chunks, result=payload, **base)
         code = result.error_code or "Unknown"
         retryable = code not in PERMANENT_CODES
@@ -221,6 +241,7 @@ class ObjectProcessor:
         )
         if retryable:
             raise TransientError(f"{code}: {result.reason} ({source})")
+        self.api_status(tenant, req.key, "failed", reason=result.reason)
         return outcome
 
     # -- removed ----------------------------------------------------------------------------
