@@ -3,6 +3,7 @@ takes its partition workers with it, even while they are busy."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -51,11 +52,7 @@ def test_kill_9_of_the_ingest_process_takes_its_busy_workers_with_it(tmp_path):
         assert not alive, f"workers outlived their parent: {[p.pid for p in alive]}"
     finally:
         for worker in workers:  # what this test started, if the fix failed
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 worker.kill()
-            except psutil.NoSuchProcess:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # clean up whatever the test itself started
-        except ProcessLookupError:
-            pass
