@@ -261,7 +261,7 @@ class Ingestor:
     def _early_result(self, ref: SourceRef) -> FileResult | None:
         """A result without processing: input errors, and unchanged files."""
         if ref.error:
-            return FileResult(source=ref.uri, status="failed", reason=ref.error, error_code="SourceNotFound")
+            return FileResult(source=ref.uri, status="failed", reason=ref.error, error_code=ref.error_code)
         if self.options.force:
             return None
         state = self._read_state(ref.uri)
