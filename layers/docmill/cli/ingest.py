@@ -171,7 +171,10 @@ def ingest(
             force=force,
         )
         settings = load_settings(home=home, tenant=tenant, ingest=options, embed_runtime=embed_runtime)
-        with RichProgress(console) as progress:
+        from docmill.lock import home_lock
+
+        # One ingest per home at a time: the second one stops here with "another run holds HOME".
+        with home_lock(settings.home, command="docmill ingest"), RichProgress(console) as progress:
             ingestor = build_ingestor(settings, collection=collection, out=out, store=store, progress=progress, lenient_pdf=lenient_pdf)
             report = ingestor.run(inputs, prune=prune)
     except (DocmillError, ValueError) as exc:
