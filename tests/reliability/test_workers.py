@@ -15,6 +15,7 @@ import psutil
 import pytest
 
 from tests.reliability.hostile import blank_pdf
+import contextlib
 
 REPO = Path(__file__).resolve().parents[2]
 
