@@ -73,7 +73,7 @@ def test_every_entry_gets_a_result_and_nothing_escapes(tmp_path):
     assert len(manifests) == 1 and json.loads(manifests[0].read_text())["totals"]["failed"] == 6
     assert not any("TOP-SECRET" in p.read_text(errors="replace") for p in home.rglob("*") if p.is_file())
     assert sorted(p.name for p in outside.iterdir()) == ["secret.txt"]
-    assert not [p for p in src.rglob("*.json")]
+    assert not list(src.rglob("*.json"))
 
 
 def test_the_cli_reports_bad_entries_and_exits_1_without_a_traceback(tmp_path):
