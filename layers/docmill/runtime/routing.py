@@ -138,6 +138,7 @@ class Router:
                     req=req, tenant=decision.tenant or "", collection=decision.collection or "",
                     source=event.uri, reason=decision.reason, code="UnsupportedFileType", retryable=False,
                 )
+                self.processor.api_status(decision.tenant or "", event.key, "failed", reason=decision.reason)
             elif decision.action == "delete":
                 decision.outcome = self.processor.remove(_request(event, decision))
             elif decision.action == "inline":
