@@ -56,6 +56,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 class OpenAICompatLLM(GuardedLLM):
+    supports_json_schema = True
+
     def __init__(
         self,
         base_url: str,
@@ -118,6 +120,13 @@ class OpenAICompatLLM(GuardedLLM):
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.json_schema is not None:
+            # OpenAI structured outputs; vLLM, llama.cpp server, Ollama and TGI accept this shape.
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "reply", "schema": params.json_schema, "strict": True}}
+        if params.repetition_penalty is not None:
+            # Not an OpenAI field: vLLM and TGI read it, so it is sent only when a caller asks.
+            body["repetition_penalty"] = params.repetition_penalty
         body.update(self.extra_body)
         return body
 
