@@ -70,7 +70,7 @@ def keys(server: ApiServer) -> dict[str, str]:
 
 def client(server: ApiServer, key: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=server.url, headers=headers, timeout=60)
+    return httpx.Client(base_url=server.url, headers=headers, timeout=180)
 
 
 @pytest.fixture(scope="module")
