@@ -180,7 +180,9 @@ class ChatApi(Construct):
                                             burst_limit=config.throttle_burst),
         )
         cfn_stage = self.stage.node.default_child
-        cfn_stage.access_log_settings = apigw.CfnStage.AccessLogSettingsProperty(  # type: ignore[union-attr]
+        if not isinstance(cfn_stage, apigw.CfnStage):
+            raise TypeError("HttpStage is expected to wrap one CfnStage")
+        cfn_stage.access_log_settings = apigw.CfnStage.AccessLogSettingsProperty(
             destination_arn=self.access_logs.log_group_arn,
             format=(
                 '{"requestId":"$context.requestId","ip":"$context.identity.sourceIp",'

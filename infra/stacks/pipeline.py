@@ -176,8 +176,10 @@ class DocmillStack(Stack):
             self.llm.grant_invoke(chat.function)
             storage.grant_key(chat.function)
             # The pipeline keeps the status of documents uploaded through the API current.
-            for worker in ing.workers:
-                chat.grant_status_writes(worker)
+            # (route marks refused uploads failed; process and the ECS task the rest.)
+            for writer in [ing.route, *ing.workers]:
+                chat.grant_status_writes(writer)
+            ing.route.add_environment("DOCMILL_API__STATE_TABLE", chat.table.table_name)
             ing.process.add_environment("DOCMILL_API__STATE_TABLE", chat.table.table_name)
             ing.container.add_environment("DOCMILL_API__STATE_TABLE", chat.table.table_name)
         vs.finalize()

@@ -70,7 +70,7 @@ def keys(server: ApiServer) -> dict[str, str]:
 
 def client(server: ApiServer, key: str | None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=server.url, headers=headers, timeout=60)
+    return httpx.Client(base_url=server.url, headers=headers, timeout=180)
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +232,15 @@ def test_notices_are_posted_by_admins_and_read_within_the_tenant(acme, globex, s
     r = acme.post("/api/v1/notices", json={"title": "x", "body": "y", "document_ids": [documents["globex"]]})
     assert r.status_code == 422
     assert globex.get("/api/v1/notices").json()["notices"] == []
+    # edit and remove: admins of the tenant only; another tenant's notice is 404
+    edited = acme.put(f"/api/v1/notices/{plain['id']}", json={"title": "Lunch", "body": "Thursday"})
+    assert edited.status_code == 200 and edited.json()["body"] == "Thursday"
+    assert globex.put(f"/api/v1/notices/{plain['id']}", json={"title": "x", "body": "y"}).status_code == 404
+    with client(server, keys["acme-member"]) as member:
+        assert member.delete(f"/api/v1/notices/{plain['id']}").status_code == 403
+    assert globex.delete(f"/api/v1/notices/{plain['id']}").status_code == 404
+    assert acme.delete(f"/api/v1/notices/{plain['id']}").json()["deleted"] is True
+    assert acme.get(f"/api/v1/notices/{plain['id']}").status_code == 404
 
 
 def test_brief_paths(acme, globex, server, keys) -> None:

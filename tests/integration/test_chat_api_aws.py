@@ -124,3 +124,14 @@ def test_presigned_upload_and_notices(env: RuntimeEnv) -> None:
     assert call("GET", "/api/v1/notices", tenant="globex")[2]["notices"] == []
     status, _, refused = call("POST", "/api/v1/datasets", body=b'{"collection": "c"}')
     assert status == 501 and "not deployed" in refused["error"]["message"]
+
+
+def test_route_marks_a_refused_presigned_upload_failed(env: RuntimeEnv) -> None:
+    # A presigned upload bypasses the API's type check; route refuses the object and says why.
+    status, _, presigned = call("POST", "/api/v1/documents/uploads",
+                                body=json.dumps({"name": "photos.zip", "collection": "c"}).encode())
+    assert status == 201
+    env.put(presigned["fields"]["key"], b"PK\x03\x04 zipped")
+    env.poller.drain()
+    record = call("GET", f"/api/v1/documents/{presigned['id']}")[2]
+    assert record["status"] == "failed" and "archives" in record["reason"]

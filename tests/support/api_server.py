@@ -62,7 +62,7 @@ class ChatModel:
         return f"From the documents: {fact} [1]. Also see [99]."
 
 
-def wait_for_status(client: httpx.Client, document_id: str, *, timeout: float = 240.0) -> dict[str, Any]:
+def wait_for_status(client: httpx.Client, document_id: str, *, timeout: float = 600.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
         body = client.get(f"/api/v1/documents/{document_id}").json()

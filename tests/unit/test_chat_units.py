@@ -10,7 +10,7 @@ from docmill.api.auth import CognitoClaimsAuth, TenantRateLimiter
 from docmill.api.chat import NOT_COVERED, select_citations
 from docmill.api.errors import RateLimited, Unauthenticated
 from docmill.api.ids import is_id, new_id
-from docmill.api.state import DynamoState, SqliteState
+from docmill.api.state import DynamoState, SqliteState, StateStore
 from docmill.api.tenants import Principal, TenantRegistry
 from docmill.vectorstores.base import SearchHit
 
@@ -85,7 +85,7 @@ def test_cognito_claims_give_tenant_user_and_admin() -> None:
         auth.authenticate({}, {})  # no authorizer context at all: never trusted
 
 
-def _exercise(state) -> None:
+def _exercise(state: StateStore) -> None:
     state.put("acme", "document", "doc_1", {"id": "doc_1", "status": "queued"})
     state.put("acme", "document", "doc_2", {"id": "doc_2", "status": "queued"})
     state.put("globex", "document", "doc_3", {"id": "doc_3", "status": "queued"})

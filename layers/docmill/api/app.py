@@ -7,6 +7,7 @@ folder is given), with unknown paths answered by its ``index.html`` (client-side
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -210,7 +211,16 @@ def create_app(services: ApiServices) -> FastAPI:
             from sse_starlette.sse import EventSourceResponse
 
             events = services.chat.stream(who, body)  # refusals happen here, before any event
-            return EventSourceResponse(({"event": name, "data": sse_data(data)} for name, data in events), ping=15)
+
+            def frames() -> Iterator[dict[str, str]]:
+                try:
+                    for name, data in events:
+                        yield {"event": name, "data": sse_data(data)}
+                except DocmillError as exc:  # after the 200 is sent, a failure is an event
+                    code = "model_unavailable" if isinstance(exc, LLMError) else exc.code
+                    yield {"event": "error", "data": sse_data(error_body(code, exc.message))}
+
+            return EventSourceResponse(frames(), ping=15)
         result = services.chat.answer(who, body)
         return JSONResponse(result.model_dump(), headers={"Server-Timing": result.server_timing})
 
@@ -263,6 +273,19 @@ def create_app(services: ApiServices) -> FastAPI:
     @app.post(f"{API}/notices", status_code=201, tags=["notices"])
     def post_notice(who: Caller, body: NoticeRequest) -> dict[str, Any]:
         return services.notices.post(who, body)
+
+    @app.get(f"{API}/notices/{{notice_id}}", tags=["notices"])
+    def get_notice(who: Caller, notice_id: str) -> dict[str, Any]:
+        return services.notices.get(who, notice_id)
+
+    @app.put(f"{API}/notices/{{notice_id}}", tags=["notices"])
+    def update_notice(who: Caller, notice_id: str, body: NoticeRequest) -> dict[str, Any]:
+        return services.notices.update(who, notice_id, body)
+
+    @app.delete(f"{API}/notices/{{notice_id}}", tags=["notices"])
+    def delete_notice(who: Caller, notice_id: str) -> dict[str, Any]:
+        services.notices.delete(who, notice_id)
+        return {"id": notice_id, "deleted": True}
 
     # -- the paths of the original brief --------------------------------------------------------
 

@@ -27,12 +27,15 @@ class NoticeService:
     def __init__(self, state: StateStore) -> None:
         self.state = state
 
-    def post(self, principal: Principal, request: NoticeRequest) -> dict[str, Any]:
+    def _check(self, principal: Principal, request: NoticeRequest) -> None:
         if not principal.admin:
-            raise Forbidden("only the tenant's administrators post notices")
+            raise Forbidden("only the tenant's administrators post, edit or remove notices")
         for doc_id in request.document_ids:
             if not is_id(doc_id, "doc") or self.state.get(principal.tenant, DOCUMENT, doc_id) is None:
                 raise InvalidRequest(f"linked document {doc_id!r} not found")
+
+    def post(self, principal: Principal, request: NoticeRequest) -> dict[str, Any]:
+        self._check(principal, request)
         notice = {"id": new_id("ntc"), **request.model_dump(), "author": principal.user, "created": now_iso()}
         self.state.put(principal.tenant, KIND, notice["id"], notice)
         return notice
@@ -46,3 +49,18 @@ class NoticeService:
         if notice is None:
             raise NotFound(f"no notice {notice_id!r}")
         return notice
+
+    def update(self, principal: Principal, notice_id: str, request: NoticeRequest) -> dict[str, Any]:
+        self._check(principal, request)
+        self.get(principal, notice_id)
+        updated = self.state.update(principal.tenant, KIND, notice_id, **request.model_dump(), edited=now_iso(),
+                                    editor=principal.user)
+        if updated is None:
+            raise NotFound(f"no notice {notice_id!r}")
+        return updated
+
+    def delete(self, principal: Principal, notice_id: str) -> None:
+        if not principal.admin:
+            raise Forbidden("only the tenant's administrators post, edit or remove notices")
+        self.get(principal, notice_id)
+        self.state.delete(principal.tenant, KIND, notice_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from docmill.api.app import ApiServices
 from docmill.api.auth import ApiKeyAuth, CognitoClaimsAuth, TenantRateLimiter
@@ -157,7 +157,8 @@ def build_aws_services(
         raise ConfigurationError("the API function needs DOCMILL_API__STATE_TABLE and DOCMILL_AWS__RAW_BUCKET")
     state = DynamoState(api.state_table, client=clients("dynamodb"))
     get_embedder = embedder or _default_embedder(settings)
-    get_store: Callable[[], VectorStore] = vector_store or _default_store(settings)  # type: ignore[assignment]
+    # The runtime's factory may answer None (store "none"); the chat API is configured with one.
+    get_store = cast(Callable[[], VectorStore], vector_store or _default_store(settings))
     get_llm = llm or _default_llm(settings, None)
     runner: DatasetRunner = (
         StepFunctionsDatasetRunner(api.generation_state_machine_arn, sfn_client=clients("stepfunctions"))

@@ -159,6 +159,7 @@ class Router:
                     source=event.uri, reason=decision.reason,
                     code="ForeignBucket" if foreign else "UnsupportedFileType", retryable=False,
                 )
+                self.processor.api_status(decision.tenant or "", event.key, "failed", reason=decision.reason)
             elif decision.action == "delete":
                 decision.outcome = self.processor.remove(_request(event, decision))
             elif decision.action == "inline":
