@@ -9,6 +9,7 @@ from docmill.cli import ingest as _ingest  # noqa: E402,F401
 from docmill.cli import sync as _sync  # noqa: E402,F401
 from docmill.cli import generate as _generate  # noqa: E402,F401
 from docmill.cli import demo as _demo  # noqa: E402,F401
+from docmill.cli import evaluate as _evaluate  # noqa: E402,F401
 from docmill.cli import search as _search  # noqa: E402,F401
 from docmill.cli import dev as _dev  # noqa: E402,F401
 from docmill.cli import workflow as _workflow  # noqa: E402,F401

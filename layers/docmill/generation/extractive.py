@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from docmill.quality.signals import EmbeddingCache, _scale
+from docmill.quality.signals import EmbeddingCache, scale
 from docmill.quality.text import content_words, sentences
 
 SOURCE_BONUS = 0.15
@@ -38,7 +38,7 @@ def extractive_answer(
     ]
     vecs = embed([question] + [s for _, _, s in units]) if embed is not None else None
     if vecs is not None:
-        semantic = [_scale(float(vecs[0] @ v), 0.1, 0.7) for v in vecs[1:]]
+        semantic = [scale(float(vecs[0] @ v), 0.1, 0.7) for v in vecs[1:]]
         scores = [(lex + sem) / 2 for lex, sem in zip(lexical, semantic, strict=True)]
     else:
         scores = list(lexical)

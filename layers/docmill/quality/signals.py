@@ -63,7 +63,7 @@ class EmbeddingCache:
             return np.stack([self._cache[t] for t in texts])
 
 
-def _scale(value: float, floor: float, ceil: float) -> float:
+def scale(value: float, floor: float, ceil: float) -> float:
     return float(min(1.0, max(0.0, (value - floor) / (ceil - floor))))
 
 
@@ -102,7 +102,7 @@ def support(answer: str, context: Sequence[str], *, embed: EmbeddingCache | None
     if vecs is not None:
         a, c = vecs[: len(ans_sentences)], vecs[len(ans_sentences) :]
         best = (a @ c.T).max(axis=1)
-        semantic = [_scale(float(x), SEMANTIC_FLOOR, SEMANTIC_CEIL) for x in best]
+        semantic = [scale(float(x), SEMANTIC_FLOOR, SEMANTIC_CEIL) for x in best]
     per_sentence = [
         (lex + sem) / 2 if semantic is not None else lex
         for lex, sem in zip(lexical, semantic or lexical, strict=True)
@@ -134,7 +134,7 @@ def relevance(question: str, answer: str, *, embed: EmbeddingCache | None = None
     vecs = embed([question, answer]) if embed is not None and answer.strip() else None
     if vecs is None:
         return round(lexical, 4)
-    semantic = _scale(float(vecs[0] @ vecs[1]), RELEVANCE_FLOOR, RELEVANCE_CEIL)
+    semantic = scale(float(vecs[0] @ vecs[1]), RELEVANCE_FLOOR, RELEVANCE_CEIL)
     return round((lexical + semantic) / 2, 4)
 
 
@@ -231,5 +231,6 @@ __all__ = [
     "reciprocal_rank",
     "relevance",
     "retrieval_summary",
+    "scale",
     "support",
 ]
