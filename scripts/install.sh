@@ -3,6 +3,7 @@
 # system packages for OCR and document conversion, a virtualenv with pinned dependencies
 # (CPU-only torch via constraints.txt), docmill itself, and the CDK CLI.
 set -euo pipefail
+shopt -s nullglob
 cd "$(dirname "$0")/.."
 
 PY=${PYTHON:-python3}
@@ -34,7 +35,7 @@ fi
 "$VENV/bin/python" -m pip install -q --upgrade pip wheel setuptools
 "$VENV/bin/python" -m pip install -q -c constraints.txt -r requirements/lock.txt
 for extra in requirements/lock.d/*.txt; do
-  [ -e "$extra" ] && "$VENV/bin/python" -m pip install -q -c constraints.txt -r "$extra"
+  if [ -e "$extra" ]; then "$VENV/bin/python" -m pip install -q -c constraints.txt -r "$extra"; fi
 done
 "$VENV/bin/python" -m pip install -q --no-deps -r requirements/no-deps.txt
 "$VENV/bin/python" -m pip install -q --no-deps -e .
