@@ -35,9 +35,7 @@ def evaluate(
             typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2 if isinstance(exc, (ConfigurationError, ValueError)) else 1) from None
     if json_out:
-        support = metrics["support"]
-        head = {k: metrics[k] for k in JSON_KEYS if k != "support"}
-        head["support"] = {"mean": support["mean"], "p10": support["p10"]}
+        head = {k: metrics[k] for k in JSON_KEYS}  # the documented keys first, in this order
         typer.echo(json.dumps({**head, **{k: v for k, v in metrics.items() if k not in head}}, ensure_ascii=False))
         return
     typer.echo(render_table(metrics))
