@@ -94,3 +94,16 @@ def test_unusable_model_questions_are_replaced_by_labelled_template_questions(tm
     assert all(r["quality"]["question_problems"] for r in rows)
     assert result.assembled["drops"]["question_rejected:not_a_question"] == 12
     assert json.loads((out.root / "quality.json").read_text())["question_sources"] == {"template": len(rows)}
+
+
+def test_a_small_model_gets_no_corrective_retry_and_its_chunk_falls_back_to_templates(tmp_path, chunks, embedder):
+    # Given a small model whose question reply is not JSON at all
+    llm = ScriptedLLM(FakeModel({"question": ["The 2019 season saw the first of five cap titles."] * 6}))
+    llm.too_small_to_judge = True
+    result, out = run(tmp_path, chunks, embedder, llm, concurrency=1)
+    report = json.loads((out.root / "run_report.json").read_text())
+    # Then each chunk cost one question call, and its questions are templates
+    assert report["stages"]["question"]["calls"] == 6 and report["stages"]["question"]["corrective_retries"] == 0
+    assert result.assembled["drops"]["question_json_invalid"] == 6
+    rows = provenance(out)
+    assert rows and all(r["question_source"] == "template" for r in rows)

@@ -144,11 +144,17 @@ class LLMCaller:
         try:
             parsed = parser(head + response.text)
         except OutputParseError as exc:
+            # A model too small to follow the format is rarely rescued by a corrective turn,
+            # which costs a whole call: it is given up at once (and counted).
+            retry_allowed = not getattr(self.llm, "too_small_to_judge", False)
             with self.lock:
                 st = sink.report.stage(stage)
                 st.parse_failures += 1
-                st.corrective_retries += 1
+                st.corrective_retries += int(retry_allowed)
+                st.dropped += int(not retry_allowed)
                 self._sample(sink, stage, chunk_id, exc, response.text)
+            if not retry_allowed:
+                raise
             retry = [
                 *messages,
                 ChatMessage(role="assistant", content=(head + response.text)[:4000] or "(empty)"),
