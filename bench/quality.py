@@ -40,7 +40,7 @@ def docmill(*args: str, home: Path, timeout: int = 3600) -> tuple[subprocess.Com
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers"), "DOCMILL_HOME": str(home)}
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-m", "docmill", *args], cwd=home.parent, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, check=False)
     return proc, time.perf_counter() - started
 
 

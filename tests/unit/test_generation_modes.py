@@ -8,11 +8,17 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from docmill.generation import GenerationConfig, run_generation
 from docmill.llm.scripted import ScriptedLLM
 from docmill.storage import LocalStore
-from tests.support.generation_doubles import FakeModel, HashingEmbedder, MemoryVectorStore, make_chunks, stage_of
+
+from tests.support.generation_doubles import (
+    FakeModel,
+    HashingEmbedder,
+    MemoryVectorStore,
+    make_chunks,
+    stage_of,
+)
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +75,14 @@ def test_auto_with_a_small_model_skips_the_judge_and_answers_from_the_context(tm
 def test_judge_llm_forces_the_judge_even_for_a_small_model(tmp_path, chunks, embedder):
     llm = ScriptedLLM(FakeModel())
     llm.too_small_to_judge = True
-    result, out = run(tmp_path, chunks, embedder, llm, judge="llm", answer_mode="generative")
+    _, out = run(tmp_path, chunks, embedder, llm, judge="llm", answer_mode="generative")
     assert stages_called(llm) == {"question", "answer", "rejected", "judge"}
     assert all(row["judge"]["chosen"] for row in provenance(out))
 
 
 def test_judge_none_with_a_capable_model_keeps_generative_answers(tmp_path, chunks, embedder):
     llm = ScriptedLLM(FakeModel())
-    result, out = run(tmp_path, chunks, embedder, llm, judge="none")
+    _, out = run(tmp_path, chunks, embedder, llm, judge="none")
     assert stages_called(llm) == {"question", "answer", "rejected"}
     rows = provenance(out)
     assert rows and all(r["answer_mode"] == "generative" and r["judge"]["chosen"] is None for r in rows)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from docmill.generation.assemble.curate import curate
 from docmill.generation.models import CurationConfig
+
 from tests.support.generation_doubles import make_record, signals
 
 

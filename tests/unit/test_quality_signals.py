@@ -6,7 +6,6 @@ similar wording -> similar vectors); the real model's figures are in the README.
 from __future__ import annotations
 
 import pytest
-
 from docmill.generation.extractive import extractive_answer
 from docmill.generation.templates import display_title, key_phrase, template_questions
 from docmill.quality.signals import (
@@ -19,12 +18,15 @@ from docmill.quality.signals import (
     support,
 )
 from docmill.quality.text import sentences, trim_repetition
+
 from tests.support.generation_doubles import HashingEmbedder
 
 CONTEXT = [
-    "The pump station P-4 feeds the northern reservoir. During maintenance windows the bypass valve "
-    "V-12 is opened so that the reservoir keeps at least 60 percent of its capacity. Inspections of "
-    "the station happen every two weeks."
+    (
+        "The pump station P-4 feeds the northern reservoir. During maintenance windows the bypass valve "
+        "V-12 is opened so that the reservoir keeps at least 60 percent of its capacity. Inspections of "
+        "the station happen every two weeks."
+    )
 ]
 COPIED = "During maintenance windows the bypass valve V-12 is opened so that the reservoir keeps at least 60 percent of its capacity."
 PARAPHRASE = "While P-4 is being serviced, the operators open valve V-12 as a bypass, which keeps the northern reservoir at least 60% full."

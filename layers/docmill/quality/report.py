@@ -125,9 +125,11 @@ def markdown_section(m: dict[str, Any], plots: Sequence[str] = ()) -> str:
     lines = [
         "## Quality (measured without an LLM)",
         "",
-        "Computed by `docmill evaluate` from `provenance.jsonl`: retrieval verification of each question, "
-        "sentence-level support of each answer by its context (embedding similarity and lexical overlap), "
-        "relevance, and looping text. See each record's `quality` in provenance.",
+        (
+            "Computed by `docmill evaluate` from `provenance.jsonl`: retrieval verification of each question, "
+            "sentence-level support of each answer by its context (embedding similarity and lexical overlap), "
+            "relevance, and looping text. See each record's `quality` in provenance."
+        ),
         "",
         "| metric | value | meaning |",
         "|---|---:|---|",

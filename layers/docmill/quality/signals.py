@@ -164,15 +164,15 @@ def degeneration(text: str, *, finish_reason: str | None = None, max_repeat_shar
 _INTERROGATIVE = re.compile(
     r"^(what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|could|should|would|will|"
     r"has|have|had|may|might|must|shall|in what|to what|according|under what|for what|on what|by what|at what)\b",
-    re.I,
+    re.IGNORECASE,
 )
 _IMPERATIVE = re.compile(
     r"^(list|name|describe|explain|summari[sz]e|give|state|identify|compare|outline|define|extract|rewrite|"
     r"find|tell|show|provide|classify|translate)\b",
-    re.I,
+    re.IGNORECASE,
 )
-_NOT_SELF_CONTAINED = re.compile(r"\b(the|this|that|above|given) (passage|text|excerpt|paragraph|context|snippet)\b", re.I)
-_JUNK = re.compile(r"[{}<>]|\b(instruction|output|input)\s*[:\"]|\\n|\"type\"", re.I)
+_NOT_SELF_CONTAINED = re.compile(r"\b(the|this|that|above|given) (passage|text|excerpt|paragraph|context|snippet)\b", re.IGNORECASE)
+_JUNK = re.compile(r"[{}<>]|\b(instruction|output|input)\s*[:\"]|\\n|\"type\"", re.IGNORECASE)
 
 
 def question_problems(question: str, chunk: str, *, min_words: int = 4, max_words: int = 45) -> list[str]:

@@ -15,20 +15,7 @@ LONG_SENTENCE = 400
 _CITATION = re.compile(r"\s*\[\d+(?:\s*[,;-]\s*\d+)*\]")
 
 STOPWORDS = frozenset(
-    """
-    a about above after again against all also am an and any are aren as at be because been before being
-    below between both but by can cannot could did do does doing don down during each either else etc
-    ever every few for from further get gets got had has have having he her here hers herself him himself
-    his how however i if in into is isn it its itself just least less let like may me might more most
-    much must my myself neither no nor not now of off often on once only or other others otherwise ought
-    our ours ourselves out over own per perhaps please quite rather same several shall she should since
-    so some such than that the their theirs them themselves then there these they this those though
-    through thus to too under until up upon us use used uses using very via was wasn we well were weren
-    what whatever when where whether which while who whom whose why will with within without would yes
-    yet you your yours yourself yourselves one two many s t d ll ve re m o y
-    describe explain list summarise summarize according say says said tell give document documents
-    passage text section
-    """.split()
+    ["a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any", "are", "aren", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "cannot", "could", "did", "do", "does", "doing", "don", "down", "during", "each", "either", "else", "etc", "ever", "every", "few", "for", "from", "further", "get", "gets", "got", "had", "has", "have", "having", "he", "her", "here", "hers", "herself", "him", "himself", "his", "how", "however", "i", "if", "in", "into", "is", "isn", "it", "its", "itself", "just", "least", "less", "let", "like", "may", "me", "might", "more", "most", "much", "must", "my", "myself", "neither", "no", "nor", "not", "now", "of", "off", "often", "on", "once", "only", "or", "other", "others", "otherwise", "ought", "our", "ours", "ourselves", "out", "over", "own", "per", "perhaps", "please", "quite", "rather", "same", "several", "shall", "she", "should", "since", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "themselves", "then", "there", "these", "they", "this", "those", "though", "through", "thus", "to", "too", "under", "until", "up", "upon", "us", "use", "used", "uses", "using", "very", "via", "was", "wasn", "we", "well", "were", "weren", "what", "whatever", "when", "where", "whether", "which", "while", "who", "whom", "whose", "why", "will", "with", "within", "without", "would", "yes", "yet", "you", "your", "yours", "yourself", "yourselves", "one", "two", "many", "s", "t", "d", "ll", "ve", "re", "m", "o", "y", "describe", "explain", "list", "summarise", "summarize", "according", "say", "says", "said", "tell", "give", "document", "documents", "passage", "text", "section"]
 )
 
 

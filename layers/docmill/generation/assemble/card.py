@@ -10,7 +10,7 @@ from typing import Any
 
 from docmill.datasets.card import render_card
 from docmill.generation.assemble.curate import CurationResult
-from docmill.generation.models import GenerationPlan, GeneratedRecord
+from docmill.generation.models import GeneratedRecord, GenerationPlan
 from docmill.quality.report import markdown_section, quality_metrics, render_plots
 from docmill.storage import ObjectStore
 

@@ -7,7 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from docmill.datasets.splits import assign_splits
-from docmill.generation.models import GenerationConfig, GeneratedRecord
+from docmill.generation.models import GeneratedRecord, GenerationConfig
 
 
 def split_by_source(records: Sequence[GeneratedRecord], cfg: GenerationConfig) -> tuple[dict[str, str], Counter[str]]:

@@ -20,7 +20,14 @@ from typing import Any
 
 from docmill.embeddings.base import Embedder
 from docmill.errors import BudgetExhausted, LLMError
-from docmill.generation.models import BatchReport, BatchSpec, ContextRef, GeneratedRecord, GenerationConfig, SourceRef
+from docmill.generation.models import (
+    BatchReport,
+    BatchSpec,
+    ContextRef,
+    GeneratedRecord,
+    GenerationConfig,
+    SourceRef,
+)
 from docmill.generation.parsing import OutputParseError, cited_numbers
 from docmill.generation.pipeline.calls import LLMCaller, Sink, TokenBudget
 from docmill.generation.pipeline.planning import BatchChunk, stage_params

@@ -56,18 +56,17 @@ def generate_batch(
     if spec is None:
         raise ConfigurationError(f"batch {batch_id!r} is not in the plan at {work.uri('plan.json')}")
     done = read_report(work, batch_id) if not overwrite and work.exists(f"shards/{batch_id}.jsonl") else None
-    if done is not None:
-        if done.complete:
-            return BatchResult(
-                batch_id=batch_id,
-                shard=work.uri(f"shards/{batch_id}.jsonl"),
-                records=done.records,
-                complete=True,
-                stopped=done.stopped,
-                drops=done.drops,
-                tokens_used=done.tokens_used,
-                reused=True,
-            )
+    if done is not None and done.complete:
+        return BatchResult(
+            batch_id=batch_id,
+            shard=work.uri(f"shards/{batch_id}.jsonl"),
+            records=done.records,
+            complete=True,
+            stopped=done.stopped,
+            drops=done.drops,
+            tokens_used=done.tokens_used,
+            reused=True,
+        )
     chunks = load_batch(work, spec)
     engine = GenerationEngine(
         config=p.config,

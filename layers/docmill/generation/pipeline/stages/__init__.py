@@ -13,9 +13,11 @@ from docmill.generation.pipeline.stages.base import (
     Candidate,
     Drop,
     Modes,
-    QuestionStage as QuestionStageProtocol,
     QuestionState,
     StageContext,
+)
+from docmill.generation.pipeline.stages.base import (
+    QuestionStage as QuestionStageProtocol,
 )
 from docmill.generation.pipeline.stages.judge import JudgeStage
 from docmill.generation.pipeline.stages.question import QuestionStage

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from docmill.generation.models import JudgeScores
 from docmill.errors import LLMError
+from docmill.generation.models import JudgeScores
 from docmill.generation.parsing import OutputParseError, parse_judge
 from docmill.generation.pipeline.planning import context_item
 from docmill.generation.pipeline.stages.base import Drop, QuestionState, StageContext
