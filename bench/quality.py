@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path("/work/shared/corpus/docs")
 DEFAULT_DOCS = (
-    "norwich-city.txt", "book-war-and-peace-1p.txt", "fake-memo.pdf", "handbook-1p.docx",
-    "example-10k-1p.html", "winter-sports.epub",
+    "norwich-city.txt", "book-war-and-peace-1p.txt", "example-10k-1p.html", "handbook-1p.docx",
+    "README.rst", "ideas-page.html",
 )
 TARGETS = {"records": 6, "pairs": 3, "source_share": 0.6, "degenerate": 0, "minutes": 10.0}
 

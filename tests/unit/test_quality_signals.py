@@ -135,3 +135,14 @@ def test_template_questions_name_a_key_phrase_of_informative_sentences():
         assert item.output in sentences(CONTEXT[0])
     assert display_title("plant-manual.pdf") == "plant manual"
     assert key_phrase("Roberts signed for Wolverhampton Wanderers after three seasons.") == "Wolverhampton Wanderers"
+
+
+def test_extractive_answer_skips_headings_and_words_the_whole_context_repeats():
+    # Given a section whose title words appear in the question and in a heading line
+    text = (
+        "Supervised fine-tuning\n\nThe sft format follows the Alpaca layout with the fields instruction, input and "
+        "output. The rlhf format holds two strings in the Anthropic HH style that share the same dialogue prefix."
+    )
+    answer = extractive_answer("List the facts supervised fine-tuning gives about the Anthropic HH style.", [("c", text)])
+    # Then the answer is the sentence about the asked subject, not the heading
+    assert answer.startswith("The rlhf format holds two strings in the Anthropic HH style")

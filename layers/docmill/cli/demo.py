@@ -83,9 +83,9 @@ def demo(
             # (The embedded model neither answers nor judges: answers are extractive, judge auto.)
             stage_params=(
                 {
-                    "question": StageParams(max_tokens=220),
+                    "question": StageParams(max_tokens=180),
                     "answer": StageParams(max_tokens=160),
-                    "rejected": StageParams(max_tokens=64),
+                    "rejected": StageParams(max_tokens=56),
                     "judge": StageParams(max_tokens=96),
                 }
                 if (llm or "local") == "local"

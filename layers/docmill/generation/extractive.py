@@ -10,12 +10,14 @@ whether it answers the question (relevance) and whether the question found its s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from docmill.quality.signals import EmbeddingCache, scale
 from docmill.quality.text import content_words, sentences
 
 SOURCE_BONUS = 0.15
+MIN_WORDS = 5
 MAX_SENTENCES = {"factual": 2, "reasoning": 3, "summary": 3, "instruction": 3}
 
 
@@ -29,13 +31,22 @@ def extractive_answer(
     max_chars: int = 700,
 ) -> str:
     """``passages``: (chunk_id, text) in retrieval order. Returns "" when nothing matches."""
-    units = [(pi, si, s) for pi, (_, text) in enumerate(passages) for si, s in enumerate(sentences(text, min_chars=12))]
+    # Headings and fragments (under MIN_WORDS words) are not answers.
+    units = [
+        (pi, si, s)
+        for pi, (_, text) in enumerate(passages)
+        for si, s in enumerate(sentences(text, min_chars=12))
+        if len(s.split()) >= MIN_WORDS
+    ]
     if not units:
         return ""
     q_words = set(content_words(question))
-    lexical = [
-        (len(q_words & set(content_words(s))) / len(q_words)) if q_words else 0.0 for _, _, s in units
-    ]
+    unit_words = [set(content_words(s)) for _, _, s in units]
+    # Words the whole context repeats (a document's title, its subject) say little about which
+    # sentence answers: each question word weighs by its rarity across the context sentences.
+    weight = {w: math.log(1 + len(units) / (1 + sum(w in uw for uw in unit_words))) for w in q_words}
+    total = sum(weight.values())
+    lexical = [(sum(weight[w] for w in q_words & uw) / total) if total else 0.0 for uw in unit_words]
     vecs = embed([question] + [s for _, _, s in units]) if embed is not None else None
     if vecs is not None:
         semantic = [scale(float(vecs[0] @ v), 0.1, 0.7) for v in vecs[1:]]
@@ -51,15 +62,16 @@ def extractive_answer(
         return ""
     passage = units[best][0]
     same = [i for i, u in enumerate(units) if u[0] == passage]
+    position = {i: units[i][1] for i in same}
     limit = MAX_SENTENCES.get(question_type, 2)
     picked = {best}
     # Neighbours that also match, then the next sentence when the best one is short.
     for i in sorted(same, key=lambda i: -scores[i]):
         if len(picked) >= limit:
             break
-        if i != best and abs(i - best) <= 2 and scores[i] >= 0.7 * scores[best]:
+        if i != best and abs(position[i] - position[best]) <= 2 and scores[i] >= 0.7 * scores[best]:
             picked.add(i)
-    if len(units[best][2]) < 80 and best + 1 in same and len(picked) < limit:
+    if len(units[best][2]) < 80 and best + 1 in same and position[best + 1] == position[best] + 1 and len(picked) < limit:
         picked.add(best + 1)
     out: list[str] = []
     for i in sorted(picked):

@@ -3,6 +3,7 @@ report (``docmill.quality.report``: table and plots) appended, and ``quality.jso
 
 from __future__ import annotations
 
+import logging
 import statistics
 from collections import Counter
 from collections.abc import Sequence
@@ -13,6 +14,8 @@ from docmill.generation.assemble.curate import CurationResult
 from docmill.generation.models import GeneratedRecord, GenerationPlan
 from docmill.quality.report import markdown_section, quality_metrics, render_plots
 from docmill.storage import ObjectStore
+
+log = logging.getLogger(__name__)
 
 
 def dist(values: Sequence[float]) -> dict[str, float]:
@@ -114,7 +117,12 @@ def card_stats(
 def write_card(out: ObjectStore, stats: dict[str, Any], provenance: list[dict[str, Any]], *, plots: bool = True) -> dict[str, Any]:
     """Writes README.md (card + quality section), quality.json and the plots; returns the metrics."""
     metrics = quality_metrics(provenance)
-    plot_keys = render_plots(provenance, out) if plots and provenance else []
+    plot_keys: list[str] = []
+    if plots and provenance:
+        try:
+            plot_keys = render_plots(provenance, out)
+        except ImportError:  # a runtime packaged without matplotlib still gets the table
+            log.warning("matplotlib is not installed: the quality report has no plots")
     metrics["plots"] = plot_keys
     out.write_json("quality.json", metrics)
     card = render_card(stats).rstrip() + "\n\n" + markdown_section(metrics, plot_keys)
