@@ -8,7 +8,7 @@ Environment variables use the ``DOCMILL_`` prefix and ``__`` for nesting, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,9 @@ class IngestOptions(BaseModel):
     # Measured (113 chunks of ~1000 chars): batch 8 = 7.4 s, 32 = 9.1 s, 64 = 11.2 s on one
     # thread; 4.0 / 5.7 / 6.0 s on two. A GPU or a remote endpoint wants larger batches.
     embed_batch_size: int = Field(8, ge=1)
+    # A PDF of at least twice this many pages is partitioned as ranges of this many pages by
+    # parallel workers (the result is the same as partitioning it whole); 0 never splits.
+    split_pages: int = Field(24, ge=0)
     force: bool = False  # re-process even unchanged files
 
 
@@ -90,6 +93,7 @@ class AwsSettings(BaseModel):
     raw_bucket: str | None = None
     processed_bucket: str | None = None  # None: outputs go under ``home``
     datasets_bucket: str | None = None
+    models_bucket: str | None = None  # fine-tuned adapters, their cards and the job records (jobs/)
     work_prefix: str = "_work/"
     process_function: str | None = None  # container Lambda that processes one small object
     large_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
@@ -112,6 +116,28 @@ class AwsSettings(BaseModel):
         return [s for s in self.ecs_security_groups.split(",") if s.strip()]
 
 
+class ApiSettings(BaseModel):
+    """The chat API (``docmill serve`` locally, the API function on AWS; ``DOCMILL_API__*``)."""
+
+    max_upload_mb: float = Field(50.0, gt=0, description="largest upload through the API (AWS: presigned beyond)")
+    rate_limit_per_minute: int = Field(600, ge=0, description="requests per tenant per minute; 0 = no limit")
+    top_k: int = Field(5, ge=1, le=50)
+    # MiniLM cosine similarity: unrelated text scores ~0.0-0.2, text on the topic 0.35+.
+    min_score: float = Field(0.3, ge=-1.0, le=1.0)
+    history_turns: int = Field(6, ge=0, le=50)
+    default_collection: str = "default"
+    cors_origins: str = ""  # comma-separated
+    # AWS
+    state_table: str | None = None
+    tenant_claim: str = "custom:tenant"
+    admin_group: str = "admin"
+    generation_state_machine_arn: str | None = None
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DOCMILL_", env_nested_delimiter="__", extra="ignore")
 
@@ -119,10 +145,16 @@ class Settings(BaseSettings):
     tenant: str = "default"
     store: Literal["local", "opensearch", "none"] = "local"
     embedder: str = "minilm"
+    # How the local MiniLM runs: ONNX Runtime (no torch in the process: fast cold start, less
+    # memory; the default) or the PyTorch model itself. Vectors agree to cosine > 0.999.
+    embed_runtime: Literal["onnx", "torch"] = "onnx"
+    # Where exported models (the ONNX embedder) are cached; filled by scripts/install.sh.
+    model_cache: Path = Field(default_factory=lambda: Path.home() / ".cache" / "docmill")
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     ingest: IngestOptions = Field(default_factory=IngestOptions)
     aws: AwsSettings = Field(default_factory=AwsSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     aws_region: str | None = None
 
     @property
@@ -130,7 +162,7 @@ class Settings(BaseSettings):
         return self.home / "vectors"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment once; explicit (CLI) values win over it."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)

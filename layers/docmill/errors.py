@@ -155,3 +155,27 @@ class ConnectorRateLimited(ConnectorError, TransientError):
     """The service kept answering 429 / rate-limit 403 after every retry we allowed."""
 
     code = "ConnectorRateLimited"
+
+
+class EmptyDataset(DocmillError):
+    """Generation and curation left no record for any format: nothing a trainer could load."""
+
+    code = "EmptyDataset"
+
+
+class FinetuneError(DocmillError):
+    """A fine-tune cannot start or did not finish (bad dataset, missing base model, ...)."""
+
+    code = "FinetuneError"
+
+
+class DatasetInvalid(FinetuneError):
+    """The dataset folder is not something a trainer can use (no train split, empty, wrong format)."""
+
+    code = "DatasetInvalid"
+
+
+class JobNotFound(DocmillError):
+    """No job with this id for this tenant (another tenant's job is 'not found' too)."""
+
+    code = "JobNotFound"

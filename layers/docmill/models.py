@@ -55,6 +55,8 @@ class FileResult(BaseModel):
     version: str | None = None
     seconds: float = 0.0
     outputs: dict[str, str] = Field(default_factory=dict)
+    # Seconds per phase: checks, partition, clean, chunk, embed, write, index.
+    phases: dict[str, float] = Field(default_factory=dict)
 
 
 class RunTotals(BaseModel):
@@ -66,6 +68,12 @@ class RunTotals(BaseModel):
     elements: int = 0
     chunks: int = 0
     seconds: float = 0.0
+    # Seconds per phase summed over files. Workers run side by side, so the sum can exceed
+    # ``seconds`` (the wall time); checks and partition run in workers, the rest in the parent.
+    phases: dict[str, float] = Field(default_factory=dict)
+
+
+PHASES = ("checks", "partition", "clean", "chunk", "embed", "write", "index")
 
 
 class IngestReport(BaseModel):
@@ -88,6 +96,11 @@ class IngestReport(BaseModel):
             t.pages += f.pages or 0
             t.elements += f.elements
             t.chunks += f.chunks
+            for phase, seconds in f.phases.items():
+                t.phases[phase] = t.phases.get(phase, 0.0) + seconds
+        t.phases = {p: round(t.phases.get(p, 0.0), 3) for p in PHASES} | {
+            p: round(v, 3) for p, v in t.phases.items() if p not in PHASES
+        }
         t.seconds = self.totals.seconds
         self.totals = t
 
@@ -110,6 +123,7 @@ class IngestReport(BaseModel):
                     "elements": f.elements,
                     "file_type": f.file_type,
                     "seconds": round(f.seconds, 3),
+                    "phases": f.phases,
                 }
                 for f in self.files
             ],

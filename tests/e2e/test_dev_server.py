@@ -73,7 +73,7 @@ def test_dev_processes_an_uploaded_file_and_stops_on_interrupt(dev_server) -> No
     keys: list[str] = []
     while time.monotonic() < deadline and sum(k.endswith("/source.json") for k in keys) < 2:
         time.sleep(0.5)
-        listed = s3.list_objects_v2(Bucket=info["buckets"]["processed"], Prefix="collections/safety/sources/")
+        listed = s3.list_objects_v2(Bucket=info["buckets"]["processed"], Prefix="tenants/acme/collections/safety/sources/")
         keys = [o["Key"] for o in listed.get("Contents", [])]
     chunk_files = [k for k in keys if k.endswith("/chunks.jsonl")]
     assert len(chunk_files) == 2, f"not both processed within 120 s: {keys}"

@@ -78,7 +78,15 @@ def test_local_model_generates_every_format_end_to_end(tmp_path):
             "judge": StageParams(max_tokens=60),
         },
     )
-    result = run_generation(chunks, cfg, llm=llm, store=store, embedder=embedder, out=LocalStore(tmp_path))
+    from docmill.errors import EmptyDataset
+
+    try:
+        result = run_generation(chunks, cfg, llm=llm, store=store, embedder=embedder, out=LocalStore(tmp_path))
+    except EmptyDataset:
+        # A 135M model may produce nothing usable: then the run fails loudly, with the report
+        # written and no trainer file
+        result = None
+        assert not list(tmp_path.glob("demo-*"))
     report = json.loads((tmp_path / "run_report.json").read_text())
     # The model was really called, and every call is accounted for
     assert report["stages"]["question"]["calls"] >= 1
@@ -86,20 +94,23 @@ def test_local_model_generates_every_format_end_to_end(tmp_path):
     assert report["llm_client"]["failures"] == 0
     assert report["llm_client"]["output_tokens"] > 0
     assert report["model_id"].startswith("HuggingFaceTB/SmolLM2-135M-Instruct")
+    if result is None:
+        assert report["totals"]["records_kept"] == 0
+        return
     # What was generated is either kept or counted as a drop
     a = result.assembled
     assert a["records_kept"] <= a["records_generated"] <= 1
     if a["records_generated"] == 0:
         assert sum(a["drops"].values()) >= 1
     # Every format is written, well-formed, and loads back
-    for fmt in ("sft", "completion", "text", "dpo", "rlhf", "preference"):
+    for fmt in a["archives"]:
         folder = tmp_path / f"demo-{fmt}"
         rows = sum(
             len([json.loads(line) for line in (folder / f"{split}.jsonl").read_text().splitlines() if line])
             for split in ("train", "val", "test")
         )
         assert rows == sum(a["counts"][fmt].values())
-        with tarfile.open(folder / f"demo-{fmt}.tar.gz") as tar:
+        with tarfile.open(tmp_path / f"demo-{fmt}.tar.gz") as tar:
             tar.extractall(tmp_path / "x", filter="data")
         dd = load_from_disk(str(tmp_path / "x" / f"demo-{fmt}"))
         assert sum(dd[s].num_rows for s in dd) == rows

@@ -45,16 +45,18 @@ def test_workflow_steps_write_shards_and_datasets_to_s3(s3, tmp_path):
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="datasets")["Contents"]}
     assert {"runs/r1/_work/plan.json", "runs/r1/_work/shards/b00000.jsonl", "runs/r1/_work/shards/b00001.jsonl"} <= keys
     for fmt in ("sft", "dpo"):
-        for name in ("train.jsonl", "val.jsonl", "test.jsonl", f"hb-{fmt}.tar.gz"):
+        for name in ("train.jsonl", "val.jsonl", "test.jsonl"):
             assert f"hb/hb-{fmt}/{name}" in keys
+        assert f"hb/hb-{fmt}.tar.gz" in keys
     assert {"hb/dataset_info.json", "hb/README.md", "hb/provenance.jsonl", "hb/run_report.json"} <= keys
-    assert result.paths["sft"]["tar.gz"] == "s3://datasets/hb/hb-sft/hb-sft.tar.gz"
-    body = s3.get_object(Bucket="datasets", Key="hb/hb-sft/hb-sft.tar.gz")["Body"].read()
+    assert result.paths["sft"]["tar.gz"] == "s3://datasets/hb/hb-sft.tar.gz"
+    assert result.archives["sft"]["loader_name"] == "datasets/hb/hb-sft"
+    body = s3.get_object(Bucket="datasets", Key="hb/hb-sft.tar.gz")["Body"].read()
     with tarfile.open(fileobj=io.BytesIO(body)) as tar:
         tar.extractall(tmp_path, filter="data")
     from datasets import load_from_disk
 
-    dd = load_from_disk(str(tmp_path / "hb-sft"))
+    dd = load_from_disk(str(tmp_path / "hb" / "hb-sft"))  # inner path = key without .tar.gz
     assert sum(dd[s].num_rows for s in ("train", "val", "test")) == result.records_kept == 6
     info = json.loads(s3.get_object(Bucket="datasets", Key="hb/dataset_info.json")["Body"].read())
     assert info["hb-dpo"]["file_name"] == "hb-dpo/train.jsonl"

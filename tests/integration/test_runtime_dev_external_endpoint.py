@@ -41,7 +41,7 @@ def test_external_endpoint_gets_the_resources_and_uploads_are_processed(tmp_path
         while time.monotonic() < deadline and not any(k.endswith("source.json") for k in keys):
             time.sleep(0.3)
             keys = [o["Key"] for o in s3.list_objects_v2(Bucket="ext-processed").get("Contents", [])]
-        assert any(k.startswith("collections/notes/sources/") and k.endswith("chunks.jsonl") for k in keys), keys
+        assert any(k.startswith("tenants/acme/collections/notes/sources/") and k.endswith("chunks.jsonl") for k in keys), keys
     finally:
         dev.stop()
         server.stop()

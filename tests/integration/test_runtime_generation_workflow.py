@@ -131,7 +131,7 @@ def test_synthesised_workflow_writes_datasets_retries_a_throttled_batch_and_reco
     assert result["records_kept"] == 2
     s3 = env.s3
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=env.names.datasets).get("Contents", [])}
-    assert {"qa-sft/qa-sft.tar.gz", "qa-dpo/qa-dpo.tar.gz", "dataset_info.json"} <= keys
+    assert {"qa-sft.tar.gz", "qa-dpo.tar.gz", "dataset_info.json"} <= keys
     records = [
         json.loads(line)
         for split in ("train", "val", "test")
@@ -176,4 +176,4 @@ def test_docmill_workflow_command_runs_generation_through_the_state_machine(
         outcome = json.loads(result.output.strip().splitlines()[-1])
         assert outcome["status"] == "SUCCEEDED" and outcome["execution_arn"].endswith(":cli-run")
         assert outcome["output"]["datasets"]["records_kept"] == 2
-        assert env.s3.head_object(Bucket=env.names.datasets, Key="qa-sft/qa-sft.tar.gz")
+        assert env.s3.head_object(Bucket=env.names.datasets, Key="qa-sft.tar.gz")

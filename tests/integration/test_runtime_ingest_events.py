@@ -49,7 +49,7 @@ def test_uploaded_document_is_routed_processed_indexed_and_written(env: RuntimeE
     chunks = env.chunks("handbook", uri(env, key))
     assert chunks and all(c["source_version"] == version and c["tenant"] == "acme" for c in chunks)
     assert ("docmill-process", "Event") in env.functions.invocations  # async hand-off, as on AWS
-    written = env.processed_keys("collections/handbook/sources/")
+    written = env.processed_keys("tenants/acme/collections/handbook/sources/")
     assert any(k.endswith("/chunks.jsonl") for k in written) and any(k.endswith("/source.json") for k in written)
     assert env.dlq_messages() == []
 
@@ -127,7 +127,7 @@ def test_delete_removes_chunks_from_the_index_and_outputs_from_the_processed_buc
     env.poller.drain()
 
     assert env.chunks("handbook", uri(env, key)) == []
-    assert env.processed_keys("collections/handbook/sources/") == []
+    assert env.processed_keys("tenants/acme/collections/handbook/sources/") == []
 
 
 def test_corrupt_file_is_recorded_and_the_rest_of_the_batch_is_processed(env: RuntimeEnv) -> None:
@@ -138,7 +138,7 @@ def test_corrupt_file_is_recorded_and_the_rest_of_the_batch_is_processed(env: Ru
     env.poller.drain()
 
     record = json.loads(
-        env.s3.get_object(Bucket=env.names.processed, Key=failure_key("handbook", uri(env, bad_key)))["Body"].read()
+        env.s3.get_object(Bucket=env.names.processed, Key=failure_key("handbook", uri(env, bad_key), "acme"))["Body"].read()
     )
     assert record["status"] == "failed" and record["retryable"] is False
     assert record["reason"].startswith("corrupt") and record["error_code"] == "CorruptDocument"
@@ -155,7 +155,7 @@ def test_unsupported_type_is_rejected_by_route_with_a_recorded_reason(env: Runti
     env.poller.drain()
 
     record = json.loads(
-        env.s3.get_object(Bucket=env.names.processed, Key=failure_key("handbook", uri(env, key)))["Body"].read()
+        env.s3.get_object(Bucket=env.names.processed, Key=failure_key("handbook", uri(env, key), "acme"))["Body"].read()
     )
     assert record["error_code"] == "UnsupportedFileType" and "archives" in record["reason"]
     assert env.functions.invocations == []  # never handed to a worker

@@ -40,7 +40,7 @@ class HashingEmbedder(Embedder):
         for text in texts:
             vec = np.zeros(self.dimension, dtype=np.float32)
             for word in _WORD.findall(text.lower()):
-                h = int(hashlib.md5(word.encode()).hexdigest(), 16)
+                h = int(hashlib.md5(word.encode(), usedforsecurity=False).hexdigest(), 16)
                 vec[h % self.dimension] += 1.0 if (h >> 64) & 1 else -1.0
             norm = float(np.linalg.norm(vec))
             out.append((vec / norm if norm else vec).tolist())
@@ -49,7 +49,7 @@ class HashingEmbedder(Embedder):
 
 class MemoryVectorStore(VectorStore):
     def __init__(self) -> None:
-        self._chunks: dict[str, ChunkRecord] = {}
+        self._chunks: dict[tuple[str, str, str], ChunkRecord] = {}  # (tenant, collection, chunk_id)
         self._lock = threading.Lock()
         self.searches = 0
         self.filters_seen: list[SearchFilter | None] = []
@@ -60,15 +60,18 @@ class MemoryVectorStore(VectorStore):
     def upsert(self, chunks: Sequence[ChunkRecord]) -> UpsertResult:
         with self._lock:
             for c in chunks:
-                self._chunks[c.chunk_id] = c
+                self._chunks[(c.tenant, c.collection, c.chunk_id)] = c
         return UpsertResult(upserted=len(chunks))
 
-    def delete_source(self, collection: str, source_uri: str, *, keep_version: str | None = None) -> int:
+    def delete_source(
+        self, collection: str, source_uri: str, *, keep_version: str | None = None, tenant: str | None = None
+    ) -> int:
         with self._lock:
             doomed = [
                 k
                 for k, c in self._chunks.items()
                 if c.collection == collection and c.source_uri == source_uri and c.source_version != keep_version
+                and (tenant is None or c.tenant == tenant)
             ]
             for k in doomed:
                 del self._chunks[k]

@@ -86,7 +86,7 @@ def test_generate_json_writes_datasets_and_reports_paths_and_counts(cli, seams, 
     assert seams == {"spec": "openai:http://127.0.0.1:9/v1", "concurrency": 3}
     assert set(data["counts"]) == {"sft", "dpo", "rlhf"}
     assert data["records_kept"] == 12 and sum(data["counts"]["sft"].values()) == 12
-    assert data["paths"]["sft"]["tar.gz"] == str(out / "hb-sft" / "hb-sft.tar.gz")
+    assert data["paths"]["sft"]["tar.gz"] == str(out / "hb-sft.tar.gz")
     for key in ("card", "provenance", "report", "dataset_info"):
         assert (tmp_path / "ds" / data[key].rsplit("/", 1)[-1]).is_file()
     assert data["stopped"] is None
@@ -116,9 +116,9 @@ def test_generate_exits_non_zero_when_no_record_is_kept(cli, seams, tmp_path, mo
     monkeypatch.setattr(generate, "_make_llm", lambda spec, settings: ScriptedLLM(FakeModel({"answer": ["Maybe."] * 50})))
     result = invoke(app, "--collection", "handbook", "--dataset", "hb", "--home", str(tmp_path), "-q", "1", "-f", "sft",
                     "--judge", "none")
-    # Then the summary is printed and the exit status says nothing was produced
+    # Then the exit status and the message say nothing was produced
     assert result.exit_code == 1, result.output
-    assert "kept 0" in result.output and "no record was kept" in result.output
+    assert "no record for any of the formats" in result.output
 
 
 def test_generate_prints_the_quality_table_and_evaluate_reads_it_back(cli, seams, tmp_path):

@@ -88,11 +88,17 @@ def test_completion_prompt_ends_where_the_answer_starts_and_text_is_the_concaten
     assert to_text(EX_INPUT) == {"id": "r2", "text": record["prompt"] + record["completion"]}
 
 
-def test_preference_has_string_prompt_and_message_lists():
+def test_preference_is_message_lists_in_all_three_fields():
+    # Given a pair without a system prompt, When converted, Then prompt is the user turn as a list
     record = to_preference(EX)
-    assert record["prompt"] == EX.question
+    assert record["prompt"] == [{"role": "user", "content": EX.question}]
     assert record["chosen"] == [{"role": "assistant", "content": "Every 2 weeks."}]
     assert record["rejected"] == [{"role": "assistant", "content": "Monthly, probably."}]
+
+
+def test_preference_prompt_starts_with_the_system_turn_when_one_is_set():
+    record = to_preference(Example(**{**EX.__dict__, "system": "Be brief."}))
+    assert record["prompt"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": EX.question}]
 
 
 def test_preference_formats_refuse_records_without_a_rejected_answer():
@@ -113,7 +119,7 @@ def test_hf_features_cover_every_field_of_every_format():
 def test_dataset_info_entries_match_the_llama_factory_example():
     example = json.loads((FORMATS_DIR / "dataset_info.example.json").read_text(encoding="utf-8"))
     counts = {"sft": {"train": 3, "val": 1, "test": 0}, "dpo": {"train": 2, "val": 0, "test": 1}}
-    entries = llama_factory_entries("hb", ["sft", "completion", "dpo"], counts)
+    entries = llama_factory_entries("hb", ["sft", "rlhf", "preference", "dpo"], counts)
     assert entries["hb-sft"] == {"file_name": "hb-sft/train.jsonl"}
     assert set(entries["hb-sft"]) == set(example["alpaca_en_demo"])
     dpo = dict(entries["hb-dpo"])
@@ -123,3 +129,17 @@ def test_dataset_info_entries_match_the_llama_factory_example():
     assert dpo == ref
     # non-empty evaluation splits get their own entries; empty ones do not
     assert set(entries) == {"hb-sft", "hb-sft-val", "hb-dpo", "hb-dpo-test"}
+
+
+def test_dataset_info_registers_every_trainable_non_empty_format_with_the_system_column():
+    # Given counts where completion has only train and preference/rlhf have records
+    counts = {f: {"train": 2, "val": 0, "test": 1} for f in ALL_FORMATS}
+    # When entries are built with a system prompt set
+    entries = llama_factory_entries("hb", list(ALL_FORMATS), counts, with_system=True)
+    # Then sft maps every alpaca column plus system, completion is alpaca prompt/response,
+    # text is pretraining, and no empty split nor an untrainable format is registered
+    assert entries["hb-sft"]["columns"] == {"prompt": "instruction", "query": "input", "response": "output", "system": "system"}
+    assert entries["hb-completion"]["columns"] == {"prompt": "prompt", "response": "completion"}
+    assert entries["hb-text"] == {"file_name": "hb-text/train.jsonl", "columns": {"prompt": "text"}}
+    assert set(entries) == {f"hb-{f}{s}" for f in ("sft", "completion", "text", "dpo") for s in ("", "-test")}
+    assert llama_factory_entries("hb", ["sft"], {"sft": {"train": 0, "val": 0, "test": 0}}) == {}

@@ -82,7 +82,7 @@ def test_full_run_writes_every_format_split_by_source_with_provenance(tmp_path, 
                 assert fmt in prov["formats"]
                 split_sources[split].add(prov["source"]["source_uri"])
         assert total == 24
-        assert (folder / f"hb-{fmt}.tar.gz").is_file()
+        assert (root / f"hb-{fmt}.tar.gz").is_file()
     # No source document in two splits
     assert not (split_sources["train"] & split_sources["val"])
     assert not (split_sources["train"] & split_sources["test"])
@@ -116,7 +116,7 @@ def test_tarballs_load_back_with_load_from_disk(tmp_path, store, embedder, chunk
     cfg = config(formats=["sft", "dpo", "preference"])
     result, out = run(tmp_path, store, embedder, chunks, ScriptedLLM(FakeModel()), cfg)
     for fmt in ("sft", "dpo", "preference"):
-        with tarfile.open(out.root / f"hb-{fmt}" / f"hb-{fmt}.tar.gz") as tar:
+        with tarfile.open(out.root / f"hb-{fmt}.tar.gz") as tar:
             tar.extractall(tmp_path / "x", filter="data")
         dd = load_from_disk(str(tmp_path / "x" / f"hb-{fmt}"))
         assert set(dd) == set(SPLITS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -28,9 +28,9 @@ def _make_llm(spec: str, settings: Any) -> Any:
 
 
 def _embedder(settings: Any) -> Any:
-    from docmill.embeddings import get_embedder
+    from docmill.embeddings import embedder_for
 
-    return get_embedder(settings.embedder)
+    return embedder_for(settings)
 
 
 def _parse_formats(values: list[str] | None) -> list[str] | None:
@@ -86,6 +86,11 @@ def _print_summary(result: dict[str, Any]) -> None:
     typer.echo(f"  {'format':<12}{'train':>8}{'val':>8}{'test':>8}")
     for fmt, counts in a["counts"].items():
         typer.echo(f"  {fmt:<12}{counts['train']:>8}{counts['val']:>8}{counts['test']:>8}")
+    if a.get("archives"):
+        typer.echo("  archives (DatasetDict; inner folder = key without .tar.gz):")
+        for fmt, arch in a["archives"].items():
+            name = f"  loader name: {arch['loader_name']}" if arch.get("loader_name") else ""
+            typer.echo(f"    {fmt:<12}{arch['uri']}{name}")
     if a["drops"]:
         typer.echo("  dropped / not a pair:")
         for reason, n in sorted(a["drops"].items(), key=lambda kv: (-kv[1], kv[0])):
@@ -107,28 +112,28 @@ def generate(
     collection: CollectionOption,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="dataset name (folder prefix <dataset>-<format>)")],
     llm: Annotated[
-        Optional[str], typer.Option("--llm", help="local | openai:URL | sagemaker:ENDPOINT (env DOCMILL_LLM__SPEC)")
+        str | None, typer.Option("--llm", help="local | openai:URL | sagemaker:ENDPOINT (env DOCMILL_LLM__SPEC)")
     ] = None,
     questions_per_chunk: Annotated[int, typer.Option("--questions-per-chunk", "-q", min=1, max=20)] = 3,
-    formats: Annotated[Optional[list[str]], typer.Option("--formats", "-f", help=FORMATS_HELP)] = None,
+    formats: Annotated[list[str] | None, typer.Option("--formats", "-f", help=FORMATS_HELP)] = None,
     out: Annotated[
-        Optional[str], typer.Option("--out", "-o", help="folder or s3://bucket/prefix (default <home>/datasets/<dataset>)")
+        str | None, typer.Option("--out", "-o", help="folder or s3://bucket/prefix (default <home>/datasets/<dataset>)")
     ] = None,
-    max_chunks: Annotated[Optional[int], typer.Option("--max-chunks", min=1, help="sample at most this many chunks")] = None,
+    max_chunks: Annotated[int | None, typer.Option("--max-chunks", min=1, help="sample at most this many chunks")] = None,
     budget_tokens: Annotated[
-        Optional[int], typer.Option("--budget-tokens", min=1, help="stop cleanly after this many tokens")
+        int | None, typer.Option("--budget-tokens", min=1, help="stop cleanly after this many tokens")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print planned calls and a token estimate, call nothing")] = False,
     json_out: JsonOption = False,
     home: HomeOption = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, max=256, help="parallel LLM calls")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=256, help="parallel LLM calls")] = None,
     seed: Annotated[int, typer.Option("--seed", help="sampling, split and strategy seed")] = 0,
     prompts: Annotated[
-        Optional[Path], typer.Option("--prompts", help="folder of prompt overrides (question/answer/rejected/judge.yaml)")
+        Path | None, typer.Option("--prompts", help="folder of prompt overrides (question/answer/rejected/judge.yaml)")
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="chunks retrieved per question")] = 4,
     min_margin: Annotated[
-        Optional[float], typer.Option("--min-margin", min=0, max=4, help="judge margin a preference pair needs")
+        float | None, typer.Option("--min-margin", min=0, max=4, help="judge margin a preference pair needs")
     ] = None,
     judge: Annotated[
         str, typer.Option("--judge", help="auto (LLM judge unless the model is too small to judge) | llm | none")
@@ -138,14 +143,17 @@ def generate(
         typer.Option("--answer-mode", help="auto (extractive for small models) | generative | extractive"),
     ] = "auto",
     min_support: Annotated[
-        Optional[float], typer.Option("--min-support", min=0, max=1, help="support by context a chosen answer needs")
+        float | None, typer.Option("--min-support", min=0, max=1, help="support by context a chosen answer needs")
     ] = None,
     min_support_gap: Annotated[
-        Optional[float], typer.Option("--min-support-gap", min=0, max=1, help="chosen - rejected support of a pair")
+        float | None, typer.Option("--min-support-gap", min=0, max=1, help="chosen - rejected support of a pair")
     ] = None,
     max_source_rank: Annotated[
-        Optional[int], typer.Option("--max-source-rank", min=1, help="drop questions whose search ranks their source lower")
+        int | None, typer.Option("--max-source-rank", min=1, help="drop questions whose search ranks their source lower")
     ] = None,
+    license_id: Annotated[
+        str, typer.Option("--license", help="license written to the dataset card (hub identifier, e.g. cc-by-4.0)")
+    ] = "other",
 ) -> None:
     """Generate fine-tuning datasets (sft, completion, text, dpo, rlhf, preference) from a collection."""
     from docmill.config import load_settings
@@ -179,6 +187,7 @@ def generate(
             max_chunks=max_chunks,
             seed=seed,
             top_k=top_k,
+            license=license_id,
             concurrency=settings.llm.concurrency,
             budget_tokens=budget_tokens,
             curation=curation,
@@ -244,6 +253,7 @@ def generate(
                     "counts": a["counts"],
                     "drops": a["drops"],
                     "paths": a["paths"],
+                    "archives": a["archives"],
                     "dataset_info": a["dataset_info"],
                     "card": a["card"],
                     "provenance": a["provenance"],

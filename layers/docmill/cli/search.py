@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -32,14 +32,14 @@ def search(
     json_output: JsonOption = False,
     home: HomeOption = None,
     store: Annotated[
-        Optional[str], typer.Option("--store", help="local | opensearch (env DOCMILL_STORE)", show_default=False)
+        str | None, typer.Option("--store", help="local | opensearch (env DOCMILL_STORE)", show_default=False)
     ] = None,
     hybrid: Annotated[bool, typer.Option("--hybrid", help="combine BM25 keyword scores with k-NN")] = False,
-    tenant: Annotated[Optional[str], typer.Option("--tenant", help="tenant (env DOCMILL_TENANT)")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="tenant (env DOCMILL_TENANT)")] = None,
 ) -> None:
     """Embed QUERY and print the nearest chunks with score, source, pages and a snippet."""
     from docmill.config import load_settings
-    from docmill.embeddings import get_embedder
+    from docmill.embeddings import embedder_for
     from docmill.vectorstores import SearchFilter, open_vector_store
 
     if store is not None and store not in ("local", "opensearch"):
@@ -50,7 +50,7 @@ def search(
         if vector_store is None:
             raise DocmillError("no vector store is configured (store is 'none'): use --store local or opensearch")
         with vector_store:
-            vector = get_embedder(settings.embedder).embed_query(query)
+            vector = embedder_for(settings).embed_query(query)
             filters = SearchFilter(collection=collection, tenant=settings.tenant)
             hits = (
                 vector_store.search_hybrid(query, vector, k, filters)

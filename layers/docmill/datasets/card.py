@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from docmill.datasets.formats import SPLITS, dataset_dir_name
+from docmill.datasets.formats import LLAMA_FACTORY_FORMATS, SPLITS, archive_key, dataset_dir_name
 
 _FORMAT_NOTES = {
     "sft": "Alpaca `{instruction, input, output}` (LLaMA-Factory `alpaca`)",
@@ -13,8 +13,56 @@ _FORMAT_NOTES = {
     "text": "`{text}` = prompt + completion",
     "dpo": "LLaMA-Factory sharegpt ranking `{conversations, chosen, rejected}`",
     "rlhf": "Anthropic HH `{chosen, rejected}` strings",
-    "preference": "TRL-style `{prompt, chosen: [messages], rejected: [messages]}`",
+    "preference": "TRL conversational `{prompt, chosen, rejected}`, all message lists",
 }
+
+#: Hugging Face's size buckets (the hub's ``size_categories`` values).
+_SIZE_BUCKETS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
+
+
+def size_category(n: int) -> str:
+    for limit, label in _SIZE_BUCKETS:
+        if n < limit:
+            return label
+    return "1M<n<10M" if n < 10_000_000 else "n>10M"
+
+
+def _yaml_str(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)  # a JSON string is a valid YAML scalar
+
+
+def card_header(stats: dict[str, Any]) -> list[str]:
+    """The YAML front matter the hub and ``datasets.load_dataset(<folder>, "<format>")`` read: one
+    config per written format, each split mapped to its JSONL file. Splits keep docmill's names
+    (train/val/test) so that ``load_dataset`` and the ``DatasetDict`` archives agree."""
+    ds = stats["dataset"]
+    counts = stats["counts"]
+    written = [f for f in stats["formats"] if any(counts.get(f, {}).get(s) for s in SPLITS)]
+    largest = max((sum(counts.get(f, {}).values()) for f in written), default=0)
+    lines = [
+        "---",
+        f"pretty_name: {_yaml_str(ds)}",
+        f"license: {_yaml_str(stats.get('license') or 'other')}",
+    ]
+    if stats.get("language"):
+        lines.append(f"language: [{_yaml_str(stats['language'])}]")
+    lines += [
+        f"size_categories: [{_yaml_str(size_category(largest))}]",
+        "task_categories: [question-answering, text-generation]",
+        "tags: [docmill, synthetic, rag]",
+        "configs:",
+    ]
+    for i, fmt in enumerate(written):
+        name = dataset_dir_name(ds, fmt)
+        lines.append(f"  - config_name: {fmt}")
+        if i == 0:
+            lines.append("    default: true")
+        lines.append("    data_files:")
+        for split in SPLITS:
+            if counts[fmt].get(split):
+                lines += [f"      - split: {split}", f"        path: {_yaml_str(f'{name}/{split}.jsonl')}"]
+    lines.append("---")
+    return lines
 
 
 def _dist_row(name: str, d: dict[str, Any]) -> str:
@@ -34,11 +82,7 @@ def _counts_table(rows: dict[str, int]) -> list[str]:
 def render_card(stats: dict[str, Any]) -> str:
     ds = stats["dataset"]
     lines: list[str] = [
-        "---",
-        f"pretty_name: {ds}",
-        "task_categories: [question-answering, text-generation]",
-        "tags: [docmill, synthetic, rag]",
-        "---",
+        *card_header(stats),
         "",
         f"# {ds}",
         "",
@@ -59,22 +103,43 @@ def render_card(stats: dict[str, Any]) -> str:
         lines.append(f"- Source chunk retrieved in the top k for {stats['source_in_top_k_rate']:.0%} of questions")
     if stats.get("stopped"):
         lines.append(f"- **Run stopped early ({stats['stopped']})**: the dataset holds what was finished.")
-    lines += ["", "## Files and counts", "", "| format | folder | train | val | test | notes |", "|---|---|---:|---:|---:|---|"]
+    archives = stats.get("archives") or {}
+    lines += [
+        "",
+        "## Files and counts",
+        "",
+        "| format | folder | archive | loader name | train | val | test | notes |",
+        "|---|---|---|---|---:|---:|---:|---|",
+    ]
     for fmt in stats["formats"]:
         c = stats["counts"].get(fmt, {})
+        if not any(c.get(s) for s in SPLITS):
+            lines.append(f"| {fmt} | (not written: no records) | | | 0 | 0 | 0 | {_FORMAT_NOTES.get(fmt, '')} |")
+            continue
+        arch = archives.get(fmt) or {}
+        loader = f"`{arch['loader_name']}`" if arch.get("loader_name") else "-"
         lines.append(
-            f"| {fmt} | `{dataset_dir_name(ds, fmt)}/` | "
+            f"| {fmt} | `{dataset_dir_name(ds, fmt)}/` | `{archive_key(ds, fmt)}` | {loader} | "
             + " | ".join(str(c.get(s, 0)) for s in SPLITS)
             + f" | {_FORMAT_NOTES.get(fmt, '')} |"
         )
+    registered = [f for f in stats["formats"] if f in LLAMA_FACTORY_FORMATS and stats["counts"].get(f, {}).get("train")]
     lines += [
         "",
-        "Each folder holds `train.jsonl`, `val.jsonl`, `test.jsonl` and `<folder>.tar.gz`, a Hugging "
-        "Face `DatasetDict` (splits train/val/test) saved with `save_to_disk`: extract it and call "
-        "`datasets.load_from_disk(\"<folder>\")`. `dataset_info.json` registers the sft and dpo files "
-        "for LLaMA-Factory. `provenance.jsonl` has one line per record `id` (source, version, chunk "
-        "ids and pages used, model, prompt versions, parameters, judge scores); `run_report.json` "
-        "has calls, tokens and timings.",
+        "Splits are named `train`, `val` and `test` everywhere: in the JSONL files, in the "
+        "`DatasetDict` archives and in `datasets.load_dataset(\"<this folder>\", \"<format>\")`, "
+        "which reads the `configs` above (there is no `validation` split). A split without records "
+        "is left out of `configs` and of `dataset_info.json`.",
+        "",
+        "Each `<dataset>-<format>.tar.gz` is a Hugging Face `DatasetDict` saved with `save_to_disk` "
+        "whose inner folder equals the archive's key without `.tar.gz`: extract it into DIR and call "
+        "`datasets.load_from_disk(\"DIR/<key without .tar.gz>\")`; on S3 the loader name "
+        "`<bucket>/<key without .tar.gz>` opens it. `dataset_info.json` registers "
+        + (", ".join(registered) if registered else "no format")
+        + " for LLaMA-Factory (sft and completion as `alpaca`, text as pretraining, dpo as sharegpt "
+        "ranking; rlhf and preference are for TRL). `provenance.jsonl` has one line per record `id` "
+        "(source, version, chunk ids and pages used, model, prompt versions, parameters, judge "
+        "scores); `run_report.json` has calls, tokens and timings.",
         "",
         "## Question types",
         "",

@@ -10,12 +10,14 @@ formats, rejected answer) and returns the JSON record of that format. Every reco
 - ``text``: ``{text}`` = prompt + completion
 - ``dpo``: LLaMA-Factory sharegpt ranking ``{conversations, chosen, rejected}``
 - ``rlhf``: Anthropic HH strings ``{chosen, rejected}`` sharing the dialogue prefix
-- ``preference``: TRL-style ``{prompt: str, chosen: [messages], rejected: [messages]}``
+- ``preference``: TRL conversational ``{prompt, chosen, rejected}``, all three message lists
+  (``prompt`` holds the system turn when one is set, then the user turn): TRL decides
+  "conversational or not" from one key, so a string prompt beside message answers breaks it
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -92,9 +94,11 @@ def to_rlhf(ex: Example) -> dict[str, Any]:
 
 
 def to_preference(ex: Example) -> dict[str, Any]:
+    prompt = [{"role": "system", "content": ex.system}] if ex.system else []
+    prompt.append({"role": "user", "content": ex.question})
     return {
         "id": ex.id,
-        "prompt": ex.question,
+        "prompt": prompt,
         "chosen": [{"role": "assistant", "content": ex.chosen}],
         "rejected": [{"role": "assistant", "content": _need_rejected(ex)}],
     }
@@ -138,7 +142,7 @@ def hf_features(fmt: str, *, with_system: bool = False) -> Any:
         return Features({"id": s, "chosen": s, "rejected": s})
     if fmt == "preference":
         msg = {"role": s, "content": s}
-        return Features({"id": s, "prompt": s, "chosen": [msg], "rejected": [msg]})
+        return Features({"id": s, "prompt": [msg], "chosen": [msg], "rejected": [msg]})
     raise ValueError(f"unknown dataset format {fmt!r}")
 
 
@@ -146,21 +150,51 @@ def dataset_dir_name(dataset: str, fmt: str) -> str:
     return f"{dataset}-{fmt}"
 
 
-def llama_factory_entries(dataset: str, formats: list[str], split_counts: dict[str, dict[str, int]]) -> dict[str, Any]:
-    """``dataset_info.json`` entries for the formats LLaMA-Factory reads: sft as ``alpaca`` (file
-    only, as in its demo) and dpo as sharegpt ranking. The train split is ``<dataset>-<format>``;
-    non-empty val/test splits get ``-val`` / ``-test`` entries (for ``eval_dataset``)."""
+def archive_key(dataset: str, fmt: str) -> str:
+    """Key of a format's ``DatasetDict`` archive, relative to the output root. The archive holds
+    the folder ``[prefix/]<dataset>-<format>/``: its key without ``.tar.gz``, which is what the
+    brief's S3 loader opens after extracting (``load_from_disk(DIR/<name>)``)."""
+    return f"{dataset_dir_name(dataset, fmt)}.tar.gz"
+
+
+#: Formats LLaMA-Factory's loader trains from. ``rlhf`` (HH strings holding the prompt inside
+#: both answers) and ``preference`` (answers as message lists; its sharegpt ranking converter
+#: wants one message dict) are not read correctly by it, so they are not registered.
+LLAMA_FACTORY_FORMATS: tuple[str, ...] = ("sft", "completion", "text", "dpo")
+
+
+def llama_factory_entries(
+    dataset: str,
+    formats: Sequence[str],
+    split_counts: Mapping[str, Mapping[str, int]],
+    *,
+    with_system: bool = False,
+) -> dict[str, Any]:
+    """``dataset_info.json`` entries: sft and completion as ``alpaca`` (stage sft), text as
+    pretraining (``columns: {prompt: text}``, stage pt), dpo as sharegpt ranking (stage rm/dpo).
+    The train split is ``<dataset>-<format>``, val/test ``-val`` / ``-test``. Only splits with
+    records are registered: LLaMA-Factory dies on an empty file with a bare ``StopIteration``."""
     entries: dict[str, Any] = {}
     for fmt in formats:
-        if fmt not in ("sft", "dpo"):
+        if fmt not in LLAMA_FACTORY_FORMATS:
             continue
         name = dataset_dir_name(dataset, fmt)
         for split in SPLITS:
-            if split != "train" and not split_counts.get(fmt, {}).get(split):
+            if not split_counts.get(fmt, {}).get(split):
                 continue
             key = name if split == "train" else f"{name}-{split}"
             entry: dict[str, Any] = {"file_name": f"{name}/{split}.jsonl"}
-            if fmt == "dpo":
+            if fmt == "sft" and with_system:
+                # Without ``columns`` the alpaca defaults apply (as in LLaMA-Factory's demo); with
+                # them every column must be named, as it resets the ones left out.
+                entry["columns"] = {"prompt": "instruction", "query": "input", "response": "output", "system": "system"}
+            elif fmt == "completion":
+                entry["columns"] = {"prompt": "prompt", "response": "completion"}
+            elif fmt == "text":
+                entry["columns"] = {"prompt": "text"}
+            elif fmt == "dpo":
+                # The system turn, when set, is the first of ``conversations`` (role ``system``),
+                # which LLaMA-Factory's sharegpt converter takes as the system prompt.
                 entry.update(
                     {
                         "ranking": True,

@@ -1,16 +1,20 @@
 """Write datasets to a folder or S3 prefix (through ``ObjectStore``).
 
-Layout under the output root::
+Layout under the output root (a folder, or ``s3://bucket/[prefix/]``)::
 
     <dataset>-<format>/train.jsonl, val.jsonl, test.jsonl
-    <dataset>-<format>/<dataset>-<format>.tar.gz   # HF DatasetDict (train/val/test), save_to_disk, tarred
-    dataset_info.json                              # LLaMA-Factory entries for sft and dpo (merged)
-    README.md                                      # dataset card
-    provenance.jsonl                               # one line per record id
-    run_report.json                                # calls, tokens, drops, timings
+    <dataset>-<format>.tar.gz   # HF DatasetDict (train/val/test), save_to_disk, tarred
+    dataset_info.json           # LLaMA-Factory entries (merged with other datasets' entries)
+    README.md                   # dataset card (YAML configs: one per format)
+    provenance.jsonl            # one line per record id
+    run_report.json             # calls, tokens, drops, timings
 
-The tarball holds one top-level folder ``<dataset>-<format>/`` (the ``save_to_disk`` output),
-so ``datasets.load_from_disk(<extract dir>/<dataset>-<format>)`` loads it back.
+The archive's inner path equals its key without ``.tar.gz`` (shared FORMATS.md): on S3 under a
+prefix ``v2/``, ``v2/acme-sft.tar.gz`` holds ``v2/acme-sft/dataset_dict.json ...``, so the
+brief's loader opens it by the name ``<bucket>/v2/acme-sft``; in a folder it holds
+``acme-sft/...``. A format without records writes nothing (and its files of an earlier run go):
+no file that a trainer would open and choke on. The caller decides what an all-empty result
+means (``assemble`` raises ``EmptyDataset`` once the card and report say why).
 """
 
 from __future__ import annotations
@@ -26,16 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from docmill.datasets.formats import (
+    ALL_FORMATS,
     PREFERENCE_FORMATS,
     SPLITS,
     Example,
+    archive_key,
     convert,
     dataset_dir_name,
     hf_features,
     llama_factory_entries,
 )
+from docmill.datasets.language import detect_language
 from docmill.errors import StorageError
 from docmill.storage import ObjectStore
+from docmill.storage.base import is_s3_uri, parse_s3_uri
 
 
 @dataclass
@@ -46,9 +54,19 @@ class SplitExample:
 
 
 @dataclass
+class Archive:
+    uri: str  # where the tar.gz lies
+    inner_path: str  # the folder inside it: load_from_disk(<extract dir>/<inner_path>)
+    loader_name: str | None  # "<bucket>/[prefix/]<dataset>-<format>" for the brief's S3 loader
+
+
+@dataclass
 class WrittenDatasets:
     paths: dict[str, dict[str, str]] = field(default_factory=dict)  # format -> {split|tar: uri}
     counts: dict[str, dict[str, int]] = field(default_factory=dict)  # format -> split -> n
+    archives: dict[str, Archive] = field(default_factory=dict)  # format -> archive
+    empty_formats: list[str] = field(default_factory=list)  # asked for, no record: nothing written
+    language: str | None = None
     dataset_info: str | None = None
 
 
@@ -81,7 +99,7 @@ def _quiet_datasets() -> Iterator[None]:
             ds_utils.enable_progress_bars()
 
 
-def _hf_tarball(name: str, fmt: str, rows: dict[str, list[dict[str, Any]]], with_system: bool) -> bytes:
+def _hf_tarball(name: str, inner_path: str, fmt: str, rows: dict[str, list[dict[str, Any]]], with_system: bool) -> bytes:
     from datasets import Dataset, DatasetDict
 
     features = hf_features(fmt, with_system=with_system)
@@ -99,8 +117,17 @@ def _hf_tarball(name: str, fmt: str, rows: dict[str, list[dict[str, Any]]], with
             dd.save_to_disk(str(target), num_shards={split: 1 for split in SPLITS if not rows[split]})
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-            tar.add(str(target), arcname=name)
+            tar.add(str(target), arcname=inner_path)
         return buf.getvalue()
+
+
+def _archive_root(out: ObjectStore) -> tuple[str | None, str]:
+    """(bucket, prefix) of an S3 output root; (None, "") for a folder."""
+    root = out.uri()
+    if not is_s3_uri(root):
+        return None, ""
+    bucket, prefix = parse_s3_uri(root)
+    return bucket, prefix.strip("/")
 
 
 def write_datasets(
@@ -111,36 +138,54 @@ def write_datasets(
     *,
     with_system: bool = False,
 ) -> WrittenDatasets:
-    """JSONL per split, the HF tarball per format, and the merged ``dataset_info.json``."""
+    """JSONL per split, the HF archive per format, and the merged ``dataset_info.json``."""
+    all_rows = {fmt: build_format_records(examples, fmt) for fmt in formats}
     written = WrittenDatasets()
-    for fmt in formats:
+    bucket, prefix = _archive_root(out)
+    for fmt, rows in all_rows.items():
         name = dataset_dir_name(dataset, fmt)
-        rows = build_format_records(examples, fmt)
+        tar_key = archive_key(dataset, fmt)
+        written.counts[fmt] = {split: len(rows[split]) for split in SPLITS}
+        if not any(rows[split] for split in SPLITS):
+            # No file a trainer could choke on; an earlier run's files of this format go too.
+            written.empty_formats.append(fmt)
+            out.delete_prefix(f"{name}/")
+            if out.exists(tar_key):
+                out.delete(tar_key)
+            continue
         paths: dict[str, str] = {}
         for split in SPLITS:
             key = f"{name}/{split}.jsonl"
             out.write_bytes(key, _jsonl_bytes(rows[split]), content_type="application/x-ndjson")
             paths[split] = out.uri(key)
-        tar_key = f"{name}/{name}.tar.gz"
-        out.write_bytes(tar_key, _hf_tarball(name, fmt, rows, with_system and fmt == "sft"), content_type="application/gzip")
+        inner_path = f"{prefix}/{name}" if prefix else name
+        tarball = _hf_tarball(name, inner_path, fmt, rows, with_system and fmt == "sft")
+        out.write_bytes(tar_key, tarball, content_type="application/gzip")
         paths["tar.gz"] = out.uri(tar_key)
         written.paths[fmt] = paths
-        written.counts[fmt] = {split: len(rows[split]) for split in SPLITS}
+        written.archives[fmt] = Archive(
+            uri=out.uri(tar_key),
+            inner_path=inner_path,
+            loader_name=f"{bucket}/{inner_path}" if bucket else None,
+        )
 
-    entries = llama_factory_entries(dataset, list(formats), written.counts)
-    if entries:
-        info: dict[str, Any] = {}
-        try:
-            if out.exists("dataset_info.json"):
-                existing = out.read_json("dataset_info.json")
-                if isinstance(existing, dict):
-                    info = existing  # other datasets in the same folder keep their entries
-        except (StorageError, json.JSONDecodeError):
-            info = {}
-        # Entries of an earlier run of this dataset (e.g. a -val split now empty) go away.
-        prefixes = tuple(dataset_dir_name(dataset, f) for f in ("sft", "dpo"))
-        info = {k: v for k, v in info.items() if not (k in prefixes or k.startswith(tuple(p + "-" for p in prefixes)))}
-        info.update(entries)
+    written.language = detect_language(f"{item.example.question}\n{item.example.chosen}" for item in examples)
+    entries = llama_factory_entries(dataset, list(formats), written.counts, with_system=with_system)
+    info: dict[str, Any] = {}
+    try:
+        if out.exists("dataset_info.json"):
+            existing = out.read_json("dataset_info.json")
+            if isinstance(existing, dict):
+                info = existing  # other datasets in the same folder keep their entries
+    except (StorageError, json.JSONDecodeError):
+        info = {}
+    # Entries of an earlier run of this dataset (e.g. a -val split now empty) go away.
+    names = tuple(dataset_dir_name(dataset, f) for f in ALL_FORMATS)
+    info = {k: v for k, v in info.items() if not (k in names or k.startswith(tuple(n + "-" for n in names)))}
+    info.update(entries)
+    if info:
         out.write_json("dataset_info.json", info)
-        written.dataset_info = out.uri("dataset_info.json")
+        written.dataset_info = out.uri("dataset_info.json") if entries else None
+    elif out.exists("dataset_info.json"):
+        out.delete("dataset_info.json")
     return written

@@ -21,11 +21,11 @@ def partition_file(path: Path, kind: FileKind, options: PartitionOptions, *, nam
         return _partition_image(path, options, name=name), "ocr_only"
     if kind.file_type == "pdf":
         return _partition_pdf(path, options, name=name)
-    elements = _call_partition(path, name=name, strategy="fast", options=options)
+    elements = call_partition(path, name=name, strategy="fast", options=options)
     return elements, "fast"
 
 
-def _call_partition(path: Path, *, name: str, strategy: str, options: PartitionOptions) -> list[Any]:
+def call_partition(path: Path, *, name: str, strategy: str, options: PartitionOptions, **extra: Any) -> list[Any]:
     from unstructured.partition.auto import partition
 
     try:
@@ -35,14 +35,15 @@ def _call_partition(path: Path, *, name: str, strategy: str, options: PartitionO
             strategy=strategy,
             languages=[options.ocr_languages],
             include_page_breaks=False,
+            **extra,
         )
     except DocumentError:
         raise
-    except Exception as exc:  # noqa: BLE001 - Unstructured raises anything; turn it into a reason
+    except Exception as exc:
         raise _translate(exc) from exc
 
 
-def _has_text(elements: list[Any]) -> bool:
+def has_text(elements: list[Any]) -> bool:
     return any(
         (e.text or "").strip() and e.category not in _TEXT_CATEGORIES_IGNORED_FOR_EMPTINESS for e in elements
     )
@@ -51,13 +52,13 @@ def _has_text(elements: list[Any]) -> bool:
 def _partition_pdf(path: Path, options: PartitionOptions, *, name: str) -> tuple[list[Any], str]:
     if options.pdf_strategy == "ocr_only":
         _require_ocr("the PDF strategy is ocr_only")
-        return _call_partition(path, name=name, strategy="ocr_only", options=options), "ocr_only"
-    elements = _call_partition(path, name=name, strategy="fast", options=options)
-    if _has_text(elements) or options.pdf_strategy == "fast":
+        return call_partition(path, name=name, strategy="ocr_only", options=options), "ocr_only"
+    elements = call_partition(path, name=name, strategy="fast", options=options)
+    if has_text(elements) or options.pdf_strategy == "fast":
         return elements, "fast"
     # No text layer: a scanned PDF.
     _require_ocr("the PDF has no text layer (scanned pages)")
-    return _call_partition(path, name=name, strategy="ocr_only", options=options), "ocr_only"
+    return call_partition(path, name=name, strategy="ocr_only", options=options), "ocr_only"
 
 
 def _require_ocr(why: str) -> None:
@@ -67,8 +68,8 @@ def _require_ocr(why: str) -> None:
 
 def _partition_image(path: Path, options: PartitionOptions, *, name: str) -> list[Any]:
     _require_ocr("images are read with OCR")
-    elements = _call_partition(path, name=name, strategy="ocr_only", options=options)
-    if _has_text(elements):
+    elements = call_partition(path, name=name, strategy="ocr_only", options=options)
+    if has_text(elements):
         return elements
     # A photo with no text: index what is known about it rather than nothing, so it can still
     # be found by name, date or camera.
@@ -115,5 +116,5 @@ def _first_line(text: str) -> str:
 
 
 def ensure_not_empty(elements: list[Any]) -> None:
-    if not _has_text(elements):
+    if not has_text(elements):
         raise EmptyDocument("no text could be extracted from the file")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,9 @@ from pydantic import BaseModel, Field
 
 from docmill import __version__
 from docmill.config import IngestOptions
-from docmill.documents.chunk import chunk_elements
+from docmill.documents.chunk import ChunkDraft, chunk_elements
 from docmill.documents.clean import clean_elements
-from docmill.documents.filetypes import detect
+from docmill.documents.filetypes import FileKind, detect
 from docmill.documents.partition import ensure_not_empty, partition_file
 from docmill.documents.pdf import inspect_pdf
 from docmill.errors import DocumentTooLarge
@@ -42,6 +43,8 @@ class ProcessedDocument(BaseModel):
     elements: list[dict[str, Any]]
     chunks: list[ChunkRecord]
     seconds: float
+    # Seconds per phase (checks, partition, clean, chunk; the pipeline adds embed, write, index).
+    phases: dict[str, float] = Field(default_factory=dict)
 
 
 def sha256_file(path: Path) -> str:
@@ -52,15 +55,18 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def process_file(
-    path: Path,
-    source: SourceDescriptor,
-    *,
-    collection: str,
-    tenant: str,
-    options: IngestOptions,
-    lenient_pdf: bool = False,
-) -> ProcessedDocument:
+@dataclass(frozen=True)
+class CheckedFile:
+    """What the checks before partitioning learnt about a file."""
+
+    sha256: str
+    kind: FileKind
+    pdf_pages: int | None
+    seconds: float
+
+
+def check_file(path: Path, source: SourceDescriptor, options: IngestOptions, lenient_pdf: bool = False) -> CheckedFile:
+    """Size limit, hash, type and (PDF) structure checks; a ``DocumentError`` when refused."""
     started = time.perf_counter()
     popts = options.partition
     size = path.stat().st_size
@@ -75,23 +81,14 @@ def process_file(
     if kind.file_type == "pdf":
         pdf_pages = inspect_pdf(data, max_pages=popts.max_pages, strict=not lenient_pdf).pages
     del data  # partitioning re-reads from disk; don't hold two copies of a large file
+    return CheckedFile(sha256=sha, kind=kind, pdf_pages=pdf_pages, seconds=time.perf_counter() - started)
 
-    elements, strategy = partition_file(path, kind, popts, name=source.name)
-    elements = clean_elements(elements, drop_headers_footers=popts.clean_headers_footers)
-    ensure_not_empty(elements)
-    page_numbers = [e.metadata.page_number for e in elements if e.metadata.page_number is not None]
-    if kind.paged and not page_numbers:
-        # Word processors record page breaks only once a document was laid out; none means
-        # the whole text sits on the first page as far as the file knows.
-        for element in elements:
-            element.metadata.page_number = 1
-        page_numbers = [1]
-    pages = pdf_pages or (max(page_numbers) if page_numbers and kind.paged else None)
-    if pages and pages > popts.max_pages:
-        raise DocumentTooLarge(f"{pages} pages is over the limit of {popts.max_pages} (raise --max-pages)")
 
-    drafts = chunk_elements(elements, options.chunking)
-    chunks = [
+def chunk_records(
+    drafts: list[ChunkDraft], source: SourceDescriptor, *, first_index: int, collection: str, tenant: str,
+    sha256: str, file_type: str,
+) -> list[ChunkRecord]:
+    return [
         ChunkRecord(
             chunk_id=chunk_id_for(source.uri, d.text, i),
             collection=collection,
@@ -99,8 +96,8 @@ def process_file(
             text=d.text,
             source_uri=source.uri,
             source_version=source.version,
-            source_sha256=sha,
-            file_type=kind.file_type,
+            source_sha256=sha256,
+            file_type=file_type,
             page_numbers=d.page_numbers,
             section_title=d.section_title,
             element_ids=d.element_ids,
@@ -109,17 +106,60 @@ def process_file(
             docmill_version=__version__,
             metadata=dict(source.metadata),
         )
-        for i, d in enumerate(drafts)
+        for i, d in enumerate(drafts, start=first_index)
     ]
+
+
+def process_file(
+    path: Path,
+    source: SourceDescriptor,
+    *,
+    collection: str,
+    tenant: str,
+    options: IngestOptions,
+    lenient_pdf: bool = False,
+) -> ProcessedDocument:
+    started = time.perf_counter()
+    popts = options.partition
+    checked = check_file(path, source, options, lenient_pdf)
+    kind = checked.kind
+    clock = time.perf_counter()
+    elements, strategy = partition_file(path, kind, popts, name=source.name)
+    partitioned = time.perf_counter()
+    elements = clean_elements(elements, drop_headers_footers=popts.clean_headers_footers)
+    cleaned = time.perf_counter()
+    ensure_not_empty(elements)
+    page_numbers = [e.metadata.page_number for e in elements if e.metadata.page_number is not None]
+    if kind.paged and not page_numbers:
+        # Word processors record page breaks only once a document was laid out; none means
+        # the whole text sits on the first page as far as the file knows.
+        for element in elements:
+            element.metadata.page_number = 1
+        page_numbers = [1]
+    pages = checked.pdf_pages or (max(page_numbers) if page_numbers and kind.paged else None)
+    if pages and pages > popts.max_pages:
+        raise DocumentTooLarge(f"{pages} pages is over the limit of {popts.max_pages} (raise --max-pages)")
+
+    drafts = chunk_elements(elements, options.chunking)
+    chunks = chunk_records(
+        drafts, source, first_index=0, collection=collection, tenant=tenant, sha256=checked.sha256,
+        file_type=kind.file_type,
+    )
     from unstructured.staging.base import elements_to_dicts
 
     return ProcessedDocument(
         source=source,
-        sha256=sha,
+        sha256=checked.sha256,
         file_type=kind.file_type,
         strategy=strategy,
         pages=pages,
         elements=elements_to_dicts(elements),
         chunks=chunks,
         seconds=time.perf_counter() - started,
+        phases={
+            "checks": checked.seconds,
+            "partition": partitioned - clock,
+            "clean": cleaned - partitioned,
+            "chunk": time.perf_counter() - cleaned,
+        },
     )

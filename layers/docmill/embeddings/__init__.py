@@ -1,9 +1,18 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from docmill.embeddings.base import Embedder
 from docmill.errors import ConfigurationError
 
-__all__ = ["Embedder", "get_embedder", "model_id_for"]
+if TYPE_CHECKING:
+    from docmill.config import Settings
+
+__all__ = ["RUNTIMES", "Embedder", "embedder_for", "get_embedder", "model_id_for"]
 
 _MINILM_NAMES = ("minilm", "local", "all-MiniLM-L6-v2")
+RUNTIMES = ("onnx", "torch")
 
 
 def model_id_for(name: str) -> str:
@@ -15,9 +24,30 @@ def model_id_for(name: str) -> str:
     raise ConfigurationError(f"unknown embedder {name!r}: use 'minilm' (other back ends plug in as Embedder subclasses)")
 
 
-def get_embedder(name: str = "minilm", **kwargs) -> Embedder:
-    """Resolve an embedder by name; heavy imports happen only for the one asked for."""
-    model_id_for(name)  # validates the name
-    from docmill.embeddings.local import LocalEmbedder
+def get_embedder(
+    name: str = "minilm", *, runtime: str = "torch", cache_dir: Path | None = None, **kwargs: Any
+) -> Embedder:
+    """Resolve an embedder by name and runtime; heavy imports happen only for the one asked for.
 
-    return LocalEmbedder.shared(**kwargs)
+    ``runtime`` "onnx" needs ``cache_dir`` (where the exported model lives, exported
+    there on first use); "torch" loads the PyTorch model.
+    """
+    model_id_for(name)  # validates the name
+    if runtime == "torch":
+        from docmill.embeddings.local import LocalEmbedder
+
+        return LocalEmbedder.shared(**kwargs)
+    if runtime not in RUNTIMES:
+        raise ConfigurationError(f"unknown embedding runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
+    if cache_dir is None:
+        raise ConfigurationError("the ONNX embedder needs a model cache folder")
+    from docmill.embeddings.export import ensure_onnx_model, packaged_model_dir
+    from docmill.embeddings.onnx import OnnxEmbedder
+
+    model_file = ensure_onnx_model(cache_dir)
+    return OnnxEmbedder.shared(model_file, packaged_model_dir(), **kwargs)
+
+
+def embedder_for(settings: Settings, **kwargs: Any) -> Embedder:
+    """The embedder the settings name, on the runtime they choose."""
+    return get_embedder(settings.embedder, runtime=settings.embed_runtime, cache_dir=settings.model_cache, **kwargs)

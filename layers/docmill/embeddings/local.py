@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from docmill.embeddings.base import Embedder
 from docmill.errors import EmbeddingError
@@ -44,13 +44,18 @@ class LocalEmbedder(Embedder):
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls, **kwargs) -> LocalEmbedder:
+    def shared(cls, **kwargs: Any) -> LocalEmbedder:
         """One loaded model per process and settings: loading costs seconds, reuse costs nothing."""
         key = tuple(sorted(kwargs.items()))
         with cls._shared_lock:
             if key not in cls._shared:
                 cls._shared[key] = cls(**kwargs)
             return cls._shared[key]
+
+    def set_threads(self, threads: int) -> None:
+        import torch
+
+        torch.set_num_threads(max(1, threads))
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:

@@ -92,6 +92,7 @@ class GenerationConfig(BaseModel):
     formats: list[DatasetFormat] = Field(default_factory=lambda: list(ALL_FORMATS))
     strip_citations: bool = Field(True, description="remove [n] markers from answers written to datasets")
     system_prompt: str | None = Field(None, description="optional system turn for sft/dpo/preference records")
+    license: str = Field("other", description="license identifier written to the dataset card (hub style)")
     stage_params: dict[str, StageParams] = Field(default_factory=dict)
     curation: CurationConfig = Field(default_factory=CurationConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)

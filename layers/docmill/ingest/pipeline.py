@@ -2,10 +2,13 @@
 
 Layout under the output root (a folder or an S3 prefix):
 
-    collections/<collection>/sources/<source_id>/elements.json
-    collections/<collection>/sources/<source_id>/chunks.jsonl
-    collections/<collection>/sources/<source_id>/source.json   (written last: the commit marker)
-    collections/<collection>/runs/<run_id>.json                (the per-run manifest)
+    <root>/sources/<source_id>/elements.json
+    <root>/sources/<source_id>/chunks.jsonl
+    <root>/sources/<source_id>/source.json   (written last: the commit marker)
+    <root>/runs/<run_id>.json                (the per-run manifest)
+
+where ``<root>`` is ``collections/<collection>`` for the default tenant and
+``tenants/<tenant>/collections/<collection>`` for any other (``docmill.names``).
 
 A source whose ``source.json`` matches the file (same version or same sha256) and the same
 settings fingerprint is skipped as unchanged.
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -22,19 +26,31 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from docmill import __version__
 from docmill.config import IngestOptions
-from docmill.documents.process import ProcessedDocument, process_file, sha256_file
+from docmill.documents.process import CheckedFile, ProcessedDocument, check_file, process_file, sha256_file
+from docmill.documents.split import (
+    PartitionedRange,
+    RangeAssembler,
+    page_ranges,
+    partition_pdf_range,
+    pdf_page_count,
+    should_split,
+)
 from docmill.embeddings.base import Embedder
 from docmill.errors import DocmillError, DocumentError
 from docmill.ingest.sources import SourceRef, discover_sources, source_id_for
+from docmill.ingest.workers import die_with_parent
 from docmill.models import FileResult, IngestReport
+from docmill.names import collection_prefix, validate_name
 from docmill.storage import ObjectStore
 from docmill.vectorstores.base import VectorStore
+
+logger = logging.getLogger(__name__)
 
 
 class IngestProgress(Protocol):
@@ -44,10 +60,17 @@ class IngestProgress(Protocol):
 
 
 SMALL_BATCH_BYTES = 512 * 1024
+# A PDF at least this large counts as splittable when choosing how many workers to start (its
+# page count decides once it is open), so one large PDF alone still gets parallel workers.
+SPLIT_CANDIDATE_BYTES = 256 * 1024
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _check_worker(path: str, descriptor: Any, options: IngestOptions, lenient_pdf: bool) -> CheckedFile:
+    return check_file(Path(path), descriptor, options, lenient_pdf)
 
 
 def _process_worker(
@@ -66,6 +89,21 @@ class _Pending:
     cleanup: Any = None
     result: ProcessedDocument | None = None
     error: BaseException | None = None
+    split: _Split | None = None
+    outstanding: int = 0  # futures of this source still in the pool
+
+
+@dataclass
+class _Split:
+    """A PDF partitioned as page ranges: the checks and the ranges run as separate tasks."""
+
+    path: str
+    assembler: RangeAssembler
+    check: Future[CheckedFile]
+    parts: list[Future[PartitionedRange]]
+    checked: CheckedFile | None = None
+    whole: Future[ProcessedDocument] | None = None  # the whole-file path, when no range had text
+    embed_seconds: float = 0.0
 
 
 @dataclass
@@ -86,9 +124,12 @@ class Ingestor:
     embedding_model_id: str | None = None
 
     def __post_init__(self) -> None:
-        self._root = self.output.child(f"collections/{self.collection}")
+        validate_name("collection", self.collection)
+        validate_name("tenant", self.tenant)
+        self._root = self.output.child(collection_prefix(self.collection, self.tenant))
         self._embedder: Embedder | None = self.embedder if isinstance(self.embedder, Embedder) else None
         self._index_ready = False
+        self._embed_threads = 0  # 0: the embedder's own choice
 
     # -- public API -------------------------------------------------------------------------
 
@@ -98,7 +139,7 @@ class Ingestor:
     def run_sources(self, sources: Sequence[SourceRef]) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(
-            run_id=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
+            run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
             collection=self.collection,
             tenant=self.tenant,
             started_at=_utcnow(),
@@ -140,7 +181,7 @@ class Ingestor:
         """Forget a source: its outputs and its chunks in the index. Returns chunks removed."""
         removed = 0
         if self.vector_store is not None:
-            removed = self.vector_store.delete_source(self.collection, source_uri)
+            removed = self.vector_store.delete_source(self.collection, source_uri, tenant=self.tenant)
         prefix = f"sources/{source_id_for(source_uri)}/"
         state = self._read_state(source_uri)
         self._root.delete_prefix(prefix)
@@ -169,15 +210,20 @@ class Ingestor:
     def _get_embedder(self) -> Embedder | None:
         if self._embedder is None and callable(self.embedder):
             self._embedder = self.embedder()
+            if self._embed_threads:
+                self._embedder.set_threads(self._embed_threads)
         return self._embedder
 
     def _worker_count(self, todo: Sequence[SourceRef]) -> int:
-        if not self.options.workers and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
+        splittable = any(_split_candidate(r) for r in todo)
+        if not self.options.workers and not splittable and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
             # Starting worker processes (each imports Unstructured) costs more than a few small
             # files take to parse; an explicit --workers still wins.
             return 1
         wanted = self.options.workers or len(os.sched_getaffinity(0))
-        return max(1, min(wanted, len(todo)))
+        # A large PDF is split into page ranges, so it alone can keep every worker busy.
+        units = sum(wanted if _split_candidate(r) else 1 for r in todo)
+        return max(1, min(wanted, units))
 
     def _state_key(self, source_uri: str) -> str:
         return f"sources/{source_id_for(source_uri)}/source.json"
@@ -235,7 +281,7 @@ class Ingestor:
                     options=self.options,
                     lenient_pdf=self.lenient_pdf,
                 )
-        except BaseException as exc:  # noqa: BLE001 - every failure is reported per file
+        except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             pending.error = exc
@@ -247,32 +293,64 @@ class Ingestor:
         ctx = multiprocessing.get_context("spawn")
         # Largest first, so one big file does not start last and leave the other cores idle.
         queue = sorted(todo, key=lambda r: -(r.descriptor.size or 0))
-        in_flight: dict[Future[ProcessedDocument], _Pending] = {}
+        in_flight: dict[Future[Any], _Pending] = {}
+        active = 0
         # Bounded look-ahead: S3 sources are downloaded only shortly before a worker needs them.
         max_in_flight = workers * 2
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            while queue or in_flight:
-                while queue and len(in_flight) < max_in_flight:
-                    pending = self._submit(pool, queue.pop(0))
-                    if pending.future is None:
+        # The workers have the cores: one embedding thread beside them, measured faster than
+        # letting the embedder's threads fight the workers (bench/ingest.py).
+        cores = len(os.sched_getaffinity(0))
+        self._embed_threads = max(1, cores - workers)
+        # Workers die with this process, even on kill -9 (docmill.ingest.workers).
+        pool_args: dict[str, Any] = {"initializer": die_with_parent, "initargs": (os.getpid(),)}
+        if self._embedder is not None:
+            self._embedder.set_threads(self._embed_threads)
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **pool_args) as pool:
+                while queue or in_flight:
+                    while queue and active < max_in_flight:
+                        pending = self._submit(pool, queue.pop(0), workers)
+                        if pending.outstanding == 0:
+                            self._finish(report, self._complete(pending))
+                            continue
+                        active += 1
+                        for future in self._futures_of(pending):
+                            in_flight[future] = pending
+                    if not in_flight:
+                        continue
+                    # Embed and write each result as it arrives, while the pool keeps partitioning.
+                    done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                    for future in done:
+                        pending = in_flight.pop(future)
+                        pending.outstanding -= 1
+                        if pending.split is not None:
+                            for extra in self._split_progress(pool, pending, future):
+                                in_flight[extra] = pending
+                                pending.outstanding += 1
+                        else:
+                            try:
+                                pending.result = future.result()
+                            except BaseException as exc:  # noqa: BLE001 - reported per file
+                                pending.error = exc
+                        if pending.outstanding:
+                            continue
+                        active -= 1
+                        if pending.cleanup is not None:
+                            pending.cleanup.__exit__(None, None, None)
                         self._finish(report, self._complete(pending))
-                    else:
-                        in_flight[pending.future] = pending
-                if not in_flight:
-                    continue
-                # Embed and write each result as it arrives, while the pool keeps partitioning.
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                for future in done:
-                    pending = in_flight.pop(future)
-                    try:
-                        pending.result = future.result()
-                    except BaseException as exc:  # noqa: BLE001 - reported per file
-                        pending.error = exc
-                    if pending.cleanup is not None:
-                        pending.cleanup.__exit__(None, None, None)
-                    self._finish(report, self._complete(pending))
+        finally:
+            self._embed_threads = 0
+            if self._embedder is not None:
+                self._embedder.set_threads(cores)
 
-    def _submit(self, pool: ProcessPoolExecutor, ref: SourceRef) -> _Pending:
+    @staticmethod
+    def _futures_of(pending: _Pending) -> list[Future[Any]]:
+        if pending.split is None:
+            return [pending.future] if pending.future is not None else []
+        split = pending.split
+        return [split.check, *split.parts, *([split.whole] if split.whole is not None else [])]
+
+    def _submit(self, pool: ProcessPoolExecutor, ref: SourceRef, workers: int) -> _Pending:
         pending = _Pending(ref=ref, started=time.perf_counter())
         if self.progress:
             self.progress.file_started(ref.uri)
@@ -280,15 +358,78 @@ class Ingestor:
             cm = ref.materialise(self.s3_client)
             path = cm.__enter__()
             pending.cleanup = cm
-            pending.future = pool.submit(
-                _process_worker, str(path), ref.descriptor, self.collection, self.tenant, self.options, self.lenient_pdf
-            )
+            pages = pdf_page_count(path) if ref.descriptor.name.lower().endswith(".pdf") and workers > 1 else None
+            if should_split(self.options, pages, workers):
+                ranges = page_ranges(pages or 0, self.options.split_pages)
+                check = pool.submit(_check_worker, str(path), ref.descriptor, self.options, self.lenient_pdf)
+                parts = [
+                    pool.submit(partition_pdf_range, str(path), ref.descriptor.name, start, end, self.options.partition)
+                    for start, end in ranges
+                ]
+                assembler = RangeAssembler(ref.descriptor, self.collection, self.tenant, self.options, ranges)
+                pending.split = _Split(path=str(path), assembler=assembler, check=check, parts=parts)
+                pending.outstanding = 1 + len(parts)
+            else:
+                pending.future = pool.submit(
+                    _process_worker, str(path), ref.descriptor, self.collection, self.tenant, self.options, self.lenient_pdf
+                )
+                pending.outstanding = 1
         except Exception as exc:  # noqa: BLE001 - e.g. the S3 object vanished; reported per file
             pending.error = exc
+            pending.outstanding = 0
             if pending.cleanup is not None:
                 pending.cleanup.__exit__(None, None, None)
                 pending.cleanup = None
         return pending
+
+    def _split_progress(self, pool: ProcessPoolExecutor, pending: _Pending, future: Future[Any]) -> list[Future[Any]]:
+        """Take one finished task of a split PDF; embed the chunks it completes. Returns new tasks."""
+        split = pending.split
+        if split is None:
+            raise RuntimeError(f"{pending.ref.uri}: a split-PDF task without its split")
+        if pending.error is not None:
+            return []  # already failed: what is still running is ignored
+        try:
+            value = future.result()
+            if future is split.check:
+                split.checked = value
+            elif future is split.whole:
+                pending.result = value
+                return []
+            else:
+                if not isinstance(value, PartitionedRange):
+                    raise TypeError(f"a page-range task returned {type(value).__name__}")
+                self._embed_early(split, split.assembler.add(value))
+            if not split.assembler.complete or split.checked is None:
+                return []
+            if split.assembler.needs_ocr:
+                split.whole = pool.submit(
+                    _process_worker, split.path, pending.ref.descriptor, self.collection, self.tenant,
+                    self.options, self.lenient_pdf,
+                )
+                return [split.whole]
+            last, doc = split.assembler.finish(split.checked)
+            self._embed_early(split, last)
+            doc.phases["embed"] = split.embed_seconds
+            pending.result = doc
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            pending.error = exc
+            for other in self._futures_of(pending):
+                other.cancel()  # those not started yet; running ones finish and are ignored
+        return []
+
+    def _embed_early(self, split: _Split, records: list[Any]) -> None:
+        embedder = self._get_embedder()
+        if embedder is None or not records:
+            return
+        clock = time.perf_counter()
+        vectors = embedder.embed_documents([r.text for r in records])
+        for record, vector in zip(records, vectors, strict=True):
+            record.embedding = vector
+            record.embedding_model = embedder.model_id
+        split.embed_seconds += time.perf_counter() - clock
 
     def _complete(self, pending: _Pending) -> FileResult:
         """Embed, write and index one processed document; any failure becomes a failed result."""
@@ -300,18 +441,17 @@ class Ingestor:
                 # Time spent on this file: its processing plus embedding and writing, not queueing.
                 result.seconds = pending.result.seconds + (time.perf_counter() - embed_started)
                 return result
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 pending.error = exc
-        exc = pending.error
-        reason, code = _reason(exc)
+        reason, code = _reason(pending.error)
         # No partial output may outlive a failed source, and the index must not keep chunks of
         # a version that is no longer the current one.
         try:
             self.delete_source(ref.uri)
-        except Exception:  # noqa: BLE001 - the failure being reported matters more
-            pass
+        except Exception:  # the failure being reported matters more; this one is only logged
+            logger.warning("could not remove partial output of %s", ref.uri, exc_info=True)
         return FileResult(
             source=ref.uri,
             status="failed",
@@ -326,15 +466,22 @@ class Ingestor:
         chunks = doc.chunks
         for chunk in chunks:
             chunk.source_version = version
+        phases = dict(doc.phases)
+        clock = time.perf_counter()
         embedder = self._get_embedder()
-        if embedder is not None and chunks:
-            vectors = embedder.embed_documents([c.text for c in chunks])
-            for chunk, vector in zip(chunks, vectors, strict=True):
+        todo = [c for c in chunks if c.embedding is None]  # a split PDF's chunks come embedded
+        if embedder is not None and todo:
+            vectors = embedder.embed_documents([c.text for c in todo])
+            for chunk, vector in zip(todo, vectors, strict=True):
                 chunk.embedding = vector
                 chunk.embedding_model = embedder.model_id
+        phases["embed"] = phases.get("embed", 0.0) + time.perf_counter() - clock
+        clock = time.perf_counter()
         source_dir = f"sources/{source_id_for(ref.uri)}"
         self._root.write_json(f"{source_dir}/elements.json", doc.elements)
         self._root.write_jsonl(f"{source_dir}/chunks.jsonl", (c.model_dump(mode="json") for c in chunks))
+        phases["write"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         if self.vector_store is not None:
             if not self._index_ready:
                 dimension = len(chunks[0].embedding or []) if chunks else 0
@@ -342,9 +489,11 @@ class Ingestor:
                 self._index_ready = True
             # What survives is decided by chunk id, so a re-chunked file with the same version
             # (or one that now yields no chunks) leaves nothing stale behind.
-            result = self.vector_store.replace_source(self.collection, ref.uri, chunks)
+            result = self.vector_store.replace_source(self.collection, ref.uri, chunks, tenant=self.tenant)
             if result.errors:
                 raise DocmillError(f"the index refused {len(result.errors)} chunks: {result.errors[0]}")
+        phases["index"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         state = {
             "status": "ok",
             "source_uri": ref.uri,
@@ -364,6 +513,7 @@ class Ingestor:
             "metadata": ref.descriptor.metadata,
         }
         self._root.write_json(f"{source_dir}/source.json", state)
+        phases["write"] += time.perf_counter() - clock
         return FileResult(
             source=ref.uri,
             status="ok",
@@ -378,12 +528,17 @@ class Ingestor:
                 "elements": self._root.uri(f"{source_dir}/elements.json"),
                 "chunks": self._root.uri(f"{source_dir}/chunks.jsonl"),
             },
+            phases={k: round(v, 4) for k, v in phases.items()},
         )
 
     def _finish(self, report: IngestReport, result: FileResult) -> None:
         report.files.append(result)
         if self.progress:
             self.progress.file_finished(result)
+
+
+def _split_candidate(ref: SourceRef) -> bool:
+    return ref.descriptor.name.lower().endswith(".pdf") and (ref.descriptor.size or 0) >= SPLIT_CANDIDATE_BYTES
 
 
 def _reason(exc: BaseException | None) -> tuple[str, str]:

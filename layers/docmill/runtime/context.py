@@ -40,9 +40,9 @@ class Runtime:
         def build() -> Embedder:
             if self.embedder_factory is not None:
                 return self.embedder_factory()
-            from docmill.embeddings import get_embedder
+            from docmill.embeddings import embedder_for
 
-            return get_embedder(self.settings.embedder, batch_size=self.settings.ingest.embed_batch_size)
+            return embedder_for(self.settings, batch_size=self.settings.ingest.embed_batch_size)
 
         return self._get("embedder", build)
 

@@ -6,18 +6,18 @@ Key convention of the raw bucket (documented in the README):
     <tenant>/<file.ext>                        -> tenant <tenant>, collection <tenant>
     <file.ext>                                 -> the configured default tenant and collection
 
-Tenant and collection names are path segments of letters, digits, ``.``, ``_`` and ``-``.
+Tenant and collection names are path segments that pass ``docmill.names.validate_name``
+(letters, digits, ``.``, ``_`` and ``-``, at most 64); a key whose segments do not goes to the
+defaults.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from docmill.connectors.metadata import is_sync_internal
 from docmill.documents.filetypes import ARCHIVES, SUPPORTED, extension_of
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+from docmill.names import is_valid_name
 
 
 @dataclass(frozen=True)
@@ -28,9 +28,9 @@ class Placement:
 
 def placement_for_key(key: str, *, default_tenant: str, default_collection: str) -> Placement:
     parts = [p for p in key.split("/") if p]
-    if len(parts) >= 3 and _NAME.match(parts[0]) and _NAME.match(parts[1]):
+    if len(parts) >= 3 and is_valid_name(parts[0]) and is_valid_name(parts[1]):
         return Placement(tenant=parts[0], collection=parts[1])
-    if len(parts) == 2 and _NAME.match(parts[0]):
+    if len(parts) == 2 and is_valid_name(parts[0]):
         return Placement(tenant=parts[0], collection=parts[0])
     return Placement(tenant=default_tenant, collection=default_collection)
 

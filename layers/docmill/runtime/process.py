@@ -15,7 +15,7 @@ when retries are spent, the event lands in the dead-letter queue.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -26,12 +26,13 @@ from docmill.errors import DocumentError, TransientError
 from docmill.ingest import Ingestor
 from docmill.ingest.sources import SourceRef, describe_s3_object, source_id_for
 from docmill.models import FileResult
+from docmill.names import collection_prefix
 from docmill.runtime.context import Runtime
 from docmill.runtime.keys import ignore_reason, placement_for_key, unsupported_reason
 
 
-def _subclasses(cls: type) -> set[type]:
-    out = set()
+def _subclasses(cls: type[DocumentError]) -> set[type[DocumentError]]:
+    out: set[type[DocumentError]] = set()
     for sub in cls.__subclasses__():
         out |= {sub} | _subclasses(sub)
     return out
@@ -78,11 +79,11 @@ class ProcessOutcome(BaseModel):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def failure_key(collection: str, source_uri: str) -> str:
-    return f"collections/{collection}/failures/{source_id_for(source_uri)}.json"
+def failure_key(collection: str, source_uri: str, tenant: str | None = None) -> str:
+    return f"{collection_prefix(collection, tenant)}/failures/{source_id_for(source_uri)}.json"
 
 
 def _not_found(exc: ClientError) -> bool:
@@ -117,13 +118,30 @@ class ObjectProcessor:
             vector_store=rt.vector_store(),
         )
 
+    # -- API document status ----------------------------------------------------------------
+
+    def api_status(self, tenant: str, key: str, status: str, *, reason: str | None = None, chunks: int | None = None) -> None:
+        """Objects uploaded through the chat API (``<tenant>/<collection>/<doc id>/<name>``)
+        have a status record in the API's state table: the pipeline keeps it current."""
+        from docmill.api.documents import document_id_in
+
+        table = self.settings.api.state_table
+        document_id = document_id_in("/" + key)
+        if not table or not document_id:
+            return
+        from docmill.api.documents import record_status
+        from docmill.api.state import DynamoState
+
+        record_status(DynamoState(table, client=aws.client("dynamodb")), tenant, document_id,
+                      status=status, reason=reason, chunks=chunks)
+
     # -- failure records ------------------------------------------------------------------
 
     def record_failure(
         self, *, req: ProcessRequest, tenant: str, collection: str, source: str, reason: str, code: str, retryable: bool
     ) -> str:
         store = self.runtime.processed_store()
-        key = failure_key(collection, source)
+        key = failure_key(collection, source, tenant)
         store.write_json(
             key,
             {
@@ -143,9 +161,9 @@ class ObjectProcessor:
         )
         return store.uri(key)
 
-    def clear_failure(self, collection: str, source: str) -> None:
+    def clear_failure(self, collection: str, source: str, tenant: str | None = None) -> None:
         store = self.runtime.processed_store()
-        key = failure_key(collection, source)
+        key = failure_key(collection, source, tenant)
         if store.exists(key):
             store.delete(key)
 
@@ -188,6 +206,7 @@ class ObjectProcessor:
                 req=req, tenant=tenant, collection=collection, source=source, reason=unsupported,
                 code="UnsupportedFileType", retryable=False,
             )
+            self.api_status(tenant, req.key, "failed", reason=unsupported)
             return ProcessOutcome(status="failed", reason=unsupported, error_code="UnsupportedFileType", failure_record=record, **base)
         ref = self._describe(req)
         source = f"s3://{req.bucket}/{req.key}"
@@ -203,10 +222,12 @@ class ObjectProcessor:
                 return ProcessOutcome(
                     status="skipped", reason=f"superseded by a newer version ({current})", **base
                 )
+        self.api_status(tenant, req.key, "processing")
         result: FileResult = self._ingestor(tenant, collection).ingest_one(ref)
         payload = result.model_dump(mode="json")
         if result.status != "failed":
-            self.clear_failure(collection, source)
+            self.clear_failure(collection, source, tenant)
+            self.api_status(tenant, req.key, "indexed", chunks=result.chunks)
             return ProcessOutcome(status=result.status, reason=result.reason, chunks=result.chunks, result=payload, **base)
         code = result.error_code or "Unknown"
         retryable = code not in PERMANENT_CODES
@@ -220,6 +241,7 @@ class ObjectProcessor:
         )
         if retryable:
             raise TransientError(f"{code}: {result.reason} ({source})")
+        self.api_status(tenant, req.key, "failed", reason=result.reason)
         return outcome
 
     # -- removed ----------------------------------------------------------------------------
@@ -241,7 +263,7 @@ class ObjectProcessor:
                 continue
             uri = f"s3://{req.bucket}/{key}"
             removed += self._ingestor(tenant, collection, embed=False).delete_source(uri)
-            self.clear_failure(collection, uri)
+            self.clear_failure(collection, uri, tenant)
         if kept is not None and removed == 0:
             return ProcessOutcome(status="skipped", reason=f"a current version still exists ({kept})", **base)
         return ProcessOutcome(status="ok", reason="deleted", removed_chunks=removed, **base)

@@ -73,8 +73,11 @@ class VectorStore(ABC):
         """Insert or overwrite by ``chunk_id``: a re-run never duplicates."""
 
     @abstractmethod
-    def delete_source(self, collection: str, source_uri: str, *, keep_version: str | None = None) -> int:
-        """Delete a source's chunks; with ``keep_version``, only those of other versions."""
+    def delete_source(
+        self, collection: str, source_uri: str, *, keep_version: str | None = None, tenant: str | None = None
+    ) -> int:
+        """Delete a source's chunks; with ``keep_version``, only those of other versions; with
+        ``tenant``, only that tenant's (two tenants may ingest the same path)."""
 
     @abstractmethod
     def delete_collection(self, collection: str) -> int: ...
@@ -90,25 +93,32 @@ class VectorStore(ABC):
 
     # Additive, non-abstract so that existing implementations (and test doubles elsewhere)
     # keep working; both docmill back ends override them.
-    def delete_source_except(self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str]) -> int:
-        """Delete a source's chunks whose id is not in ``keep_chunk_ids``."""
+    def delete_source_except(
+        self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str], *, tenant: str | None = None
+    ) -> int:
+        """Delete a source's chunks (of ``tenant`` when given) whose id is not in ``keep_chunk_ids``."""
         raise VectorStoreError(f"{type(self).__name__} cannot delete by chunk id set")
 
-    def replace_source(self, collection: str, source_uri: str, chunks: Sequence[ChunkRecord]) -> UpsertResult:
+    def replace_source(
+        self, collection: str, source_uri: str, chunks: Sequence[ChunkRecord], *, tenant: str | None = None
+    ) -> UpsertResult:
         """Index one source's current chunks and drop every other chunk of that source: what
         ingestion calls per (re-)ingested source. Works whatever ``source_version`` holds
         (even None), because what survives is decided by chunk id. If some chunks fail to
         index, the stale ones are kept (nothing is deleted) and the errors are returned, so the
-        caller can mark the source failed and a retry completes the swap."""
+        caller can mark the source failed and a retry completes the swap. Only ``tenant``'s
+        chunks are touched (the chunks' tenant when not given)."""
+        if tenant is None and chunks:
+            tenant = chunks[0].tenant
         for chunk in chunks:
-            if chunk.collection != collection or chunk.source_uri != source_uri:
+            if chunk.collection != collection or chunk.source_uri != source_uri or chunk.tenant != tenant:
                 raise VectorStoreError(
-                    f"replace_source({collection!r}, {source_uri!r}) got a chunk of "
-                    f"({chunk.collection!r}, {chunk.source_uri!r})"
+                    f"replace_source({collection!r}, {source_uri!r}, tenant={tenant!r}) got a chunk of "
+                    f"({chunk.collection!r}, {chunk.source_uri!r}, tenant={chunk.tenant!r})"
                 )
         result = self.upsert(chunks) if chunks else UpsertResult()
         if not result.errors:
-            self.delete_source_except(collection, source_uri, [c.chunk_id for c in chunks])
+            self.delete_source_except(collection, source_uri, [c.chunk_id for c in chunks], tenant=tenant)
         return result
 
     def search_hybrid(

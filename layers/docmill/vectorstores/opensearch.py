@@ -142,6 +142,13 @@ def _filter_clauses(filters: SearchFilter | None) -> list[dict[str, Any]]:
     return clauses
 
 
+def _source_terms(collection: str, source_uri: str, tenant: str | None) -> list[dict[str, Any]]:
+    terms: list[dict[str, Any]] = [{"term": {"collection": collection}}, {"term": {"source_uri": source_uri}}]
+    if tenant is not None:
+        terms.append({"term": {"tenant": tenant}})
+    return terms
+
+
 def document_id(chunk: ChunkRecord) -> str:
     """Deterministic ``_id``: chunk ids repeat across collections and tenants (same file
     ingested twice), so the id covers all three; hashed to stay well under 512 bytes."""
@@ -466,21 +473,21 @@ class OpenSearchStore(VectorStore):
             raise VectorStoreError(f"delete by query failed: {response['failures'][:3]}")
         return int(response.get("deleted", 0))
 
-    def delete_source(self, collection: str, source_uri: str, *, keep_version: str | None = None) -> int:
-        query: dict[str, Any] = {
-            "bool": {"filter": [{"term": {"collection": collection}}, {"term": {"source_uri": source_uri}}]}
-        }
+    def delete_source(
+        self, collection: str, source_uri: str, *, keep_version: str | None = None, tenant: str | None = None
+    ) -> int:
+        query: dict[str, Any] = {"bool": {"filter": _source_terms(collection, source_uri, tenant)}}
         if keep_version is not None:
             query["bool"]["must_not"] = [{"term": {"source_version": keep_version}}]
         return self._delete_matching(query)
 
-    def delete_source_except(self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str]) -> int:
+    def delete_source_except(
+        self, collection: str, source_uri: str, keep_chunk_ids: Sequence[str], *, tenant: str | None = None
+    ) -> int:
         keep = sorted(set(keep_chunk_ids))
         if len(keep) > MAX_TERMS:
             raise VectorStoreError(f"a source with more than {MAX_TERMS} chunks cannot be swapped by id set")
-        query: dict[str, Any] = {
-            "bool": {"filter": [{"term": {"collection": collection}}, {"term": {"source_uri": source_uri}}]}
-        }
+        query: dict[str, Any] = {"bool": {"filter": _source_terms(collection, source_uri, tenant)}}
         if keep:
             query["bool"]["must_not"] = [{"terms": {"chunk_id": keep}}]
         return self._delete_matching(query)
@@ -566,7 +573,7 @@ class OpenSearchStore(VectorStore):
         try:
             exists = bool(self._call("index exists", self.client.indices.exists, index=self.index))
             info.update(ok=True, exists=exists, chunks=self.count() if exists else 0)
-        except Exception as exc:  # health reports, it never raises
+        except Exception as exc:  # noqa: BLE001 - health reports, it never raises
             info.update(ok=False, error=str(exc))
         return info
 

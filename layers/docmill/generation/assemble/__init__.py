@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from docmill import __version__
+from docmill.errors import EmptyDataset
 from docmill.generation.assemble.card import card_stats, write_card
 from docmill.generation.assemble.curate import CurationResult, curate
 from docmill.generation.assemble.split import split_by_source
@@ -33,6 +34,7 @@ class AssembleResult(BaseModel):
     preference_pairs: int
     counts: dict[str, dict[str, int]] = Field(default_factory=dict)
     paths: dict[str, dict[str, str]] = Field(default_factory=dict)
+    archives: dict[str, dict[str, str | None]] = Field(default_factory=dict)
     drops: dict[str, int] = Field(default_factory=dict)
     dataset_info: str | None = None
     card: str
@@ -89,6 +91,8 @@ def assemble(
         p,
         curated,
         counts=written.counts,
+        archives={f: a.__dict__ for f, a in written.archives.items()},
+        language=written.language,
         split_of=split_of,
         per_source=per_source,
         records_generated=len(records),
@@ -145,6 +149,13 @@ def assemble(
         "calls_truncated": len(run["calls"]) > cfg.keep_call_log,
     }
     out.write_json("run_report.json", report)
+    if not written.archives:
+        # No trainer file was written; the card and the report say why, the exit code too.
+        raise EmptyDataset(
+            f"dataset {cfg.dataset!r}: no record for any of the formats {', '.join(cfg.formats)} "
+            f"(generated {len(records)}, kept {len(curated.kept)}, {len(run['errors'])} errors, {len(missing)} missing "
+            f"shards; drops {all_drops or 'none'}); see {out.uri('run_report.json')}"
+        )
 
     return AssembleResult(
         run_id=p.run_id,
@@ -155,6 +166,7 @@ def assemble(
         preference_pairs=pair_count,
         counts=written.counts,
         paths=written.paths,
+        archives={f: a.__dict__ for f, a in written.archives.items()},
         drops=merge_counts(all_drops, curated.pair_drops),
         dataset_info=written.dataset_info,
         card=out.uri("README.md"),

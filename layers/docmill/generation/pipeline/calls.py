@@ -138,7 +138,7 @@ class LLMCaller:
         With ``prefill`` (for clients that continue an assistant message) the reply is primed
         with it and the parser reads prefill + continuation."""
         primer = [ChatMessage(role="assistant", content=prefill)] if prefill and self.llm.supports_prefill else []
-        head = prefill if primer else ""
+        head = prefill if primer and prefill else ""
         response = self.call(sink, stage, chunk_id, [*messages, *primer], params)
         tokens = response.usage.input_tokens + response.usage.output_tokens
         try:

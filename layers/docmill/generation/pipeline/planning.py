@@ -26,6 +26,7 @@ from docmill.generation.parsing import QUESTION_TYPES
 from docmill.generation.prompts import PROMPT_KINDS, PromptSet, PromptTemplate, load_prompts
 from docmill.llm.base import ChatMessage, GenerationParams
 from docmill.models import ChunkRecord
+from docmill.names import collection_prefix
 from docmill.storage import ObjectStore
 from docmill.vectorstores.base import SearchHit, VectorStore
 
@@ -82,7 +83,7 @@ def collection_chunks(
             return
     if home is None:
         raise ConfigurationError("the vector store cannot list chunks and no home folder was given")
-    root = Path(home) / "collections" / collection / "sources"
+    root = Path(home) / collection_prefix(collection, tenant) / "sources"
     if not root.is_dir():
         raise ConfigurationError(f"collection {collection!r} has no ingested sources under {root}")
     for path in sorted(root.glob("*/chunks.jsonl")):

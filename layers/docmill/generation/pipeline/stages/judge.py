@@ -13,6 +13,7 @@ from docmill.errors import LLMError
 from docmill.generation.models import JudgeScores
 from docmill.generation.parsing import OutputParseError, parse_judge
 from docmill.generation.pipeline.planning import context_item
+from docmill.generation.schemas import judge_schema
 from docmill.generation.pipeline.stages.base import Drop, QuestionState, StageContext
 
 
@@ -38,6 +39,9 @@ class JudgeStage:
     def run(self, ctx: StageContext, state: QuestionState) -> None:
         context = [context_item(h) for h in state.context]
         prefill = ctx.prompts.judge.render_prefill()
+        params = ctx.params["judge"]
+        if ctx.llm.supports_json_schema:
+            params = params.model_copy(update={"json_schema": judge_schema()})
         for side in ("chosen", "rejected"):
             stage = f"judge_{side}"
             try:
@@ -46,7 +50,7 @@ class JudgeStage:
                     stage,
                     state.chunk_id,
                     ctx.prompts.judge.render(context=context, question=state.question, answer=getattr(state, side)),
-                    ctx.params["judge"],
+                    params,
                     parse_judge,
                     prefill=prefill,
                 )

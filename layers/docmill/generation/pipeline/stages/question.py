@@ -17,6 +17,7 @@ from docmill.generation.parsing import OutputParseError, QuestionItem, parse_que
 from docmill.generation.pipeline.calls import Sink
 from docmill.generation.pipeline.planning import BatchChunk, chunk_title, question_messages, question_types
 from docmill.generation.pipeline.stages.base import Candidate, Drop, StageContext
+from docmill.generation.schemas import question_schema
 from docmill.generation.templates import key_phrase, template_questions
 from docmill.quality.signals import question_problems
 
@@ -30,13 +31,16 @@ class QuestionStage:
         types = question_types(ctx.config, chunk.chunk_id)
         items: list[QuestionItem] = []
         failure: str | None = None
+        params = ctx.params["question"]
+        if ctx.llm.supports_json_schema:
+            params = params.model_copy(update={"json_schema": question_schema(types)})
         try:
             parsed, _ = ctx.caller.call_json(
                 sink,
                 self.name,
                 chunk.chunk_id,
                 question_messages(ctx.prompts, ctx.config, chunk),
-                ctx.params["question"],
+                params,
                 lambda text: parse_questions(text, expected_types=types),
                 prefill=ctx.prompts.question.render_prefill(types=types, n=len(types)),
             )
