@@ -34,7 +34,7 @@ _ENV = jinja2.Environment(
     keep_trailing_newline=False,
     trim_blocks=True,
     lstrip_blocks=True,
-    autoescape=False,
+    autoescape=False,  # noqa: S701 - prompts are plain text, never HTML
 )
 
 

@@ -330,7 +330,7 @@ class GenerationEngine:
             # Stopped early: questions queued but never started are dropped and counted.
             for task in ready:
                 task.sink.report.drop("question_budget_exhausted")
-        not_started = [w for w in pending_chunks]
+        not_started = list(pending_chunks)
         for _, _, sink, _ in not_started:
             sink.report.drop("chunk_not_started_budget")
         seconds = time.perf_counter() - started

@@ -69,7 +69,7 @@ class QuestionStage:
         missing = len(types) - len(candidates)
         if missing and ctx.config.question_fallback:
             asked = {key_phrase(c.item.question) for c in candidates}
-            reasons = [p for p in rejected] + [[failure or "question_missing"]] * (missing - len(rejected))
+            reasons = list(rejected) + [[failure or "question_missing"]] * (missing - len(rejected))
             for item, why in zip(
                 template_questions(chunk.text, types[len(candidates):], title=chunk_title(chunk), avoid=asked),
                 reasons,
