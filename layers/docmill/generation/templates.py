@@ -108,7 +108,7 @@ def template_questions(text: str, types: list[str], *, title: str = "", avoid: s
         seen.add(phrase.casefold())
         kind = types[len(items)]
         template = (_TEMPLATES if name else _TEMPLATES_NO_TITLE)[kind]
-        items.append(QuestionItem(type=kind, instruction=template.format(title=name, phrase=phrase), output=sentence))  # type: ignore[arg-type]
+        items.append(QuestionItem(type=kind, instruction=template.format(title=name, phrase=phrase), output=sentence))
     return items
 
 
