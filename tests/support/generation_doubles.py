@@ -269,8 +269,11 @@ def make_record(
     answerable: bool = True,
     source_uri: str = "s3://raw/doc-0.pdf",
     order: tuple[int, int, int] = (0, 0, 0),
+    judged: bool = True,
+    quality: dict[str, Any] | None = None,
 ) -> Any:
-    """A GeneratedRecord with just the fields curation and assembly look at set meaningfully."""
+    """A GeneratedRecord with just the fields curation and assembly look at set meaningfully
+    (``judged=False``: the judge did not run; ``quality``: LLM-free signals, see signals())."""
     from docmill.generation.models import GeneratedRecord, JudgeScores, SourceRef
 
     def scores(t: tuple[int, int, int], ans: bool) -> JudgeScores:
@@ -285,8 +288,25 @@ def make_record(
         rejected=rejected,
         rejected_strategy="no_context",
         source=SourceRef(chunk_id=f"chunk-{rid}", source_uri=source_uri),
-        judge_chosen=scores(chosen_scores, answerable),
-        judge_rejected=scores(rejected_scores, answerable),
+        judge_chosen=scores(chosen_scores, answerable) if judged else None,
+        judge_rejected=scores(rejected_scores, answerable) if judged else None,
+        quality=quality or {},
         model_id="test",
         order=list(order),
     )
+
+
+def signals(support_chosen: float = 0.95, support_rejected: float = 0.1, *, relevance: float = 0.6,
+            degenerate_chosen: bool = False, degenerate_rejected: bool = False, source_rank: int | None = 1) -> dict[str, Any]:
+    """A record's ``quality`` dict with the keys curation reads."""
+    return {
+        "support_chosen": support_chosen,
+        "support_rejected": support_rejected,
+        "support_gap": round(support_chosen - support_rejected, 4),
+        "relevance": relevance,
+        "degenerate_chosen": degenerate_chosen,
+        "degenerate_rejected": degenerate_rejected,
+        "source_rank": source_rank,
+        "question_source": "model",
+        "answer_mode": "extractive",
+    }

@@ -54,7 +54,7 @@ def test_demo_ingests_the_bundled_samples_and_shows_datasets_and_examples(demo_c
 
 def test_demo_json_reports_counts_paths_and_example_records(demo_cli, tmp_path):
     app, _ = demo_cli
-    result = CliRunner().invoke(app, ["demo", "--home", str(tmp_path), "--json", "--max-chunks", "2"])
+    result = CliRunner().invoke(app, ["demo", "--home", str(tmp_path), "--json", "--max-chunks", "2", "-q", "1"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["records_kept"] == 2 and set(data["counts"]) == {"sft", "completion", "text", "dpo", "rlhf", "preference"}

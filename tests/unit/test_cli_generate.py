@@ -108,3 +108,32 @@ def test_unknown_format_and_empty_collection_are_clean_errors(cli, seams, tmp_pa
     empty = invoke(app, "--collection", "nothing-here", "--dataset", "hb", "--home", str(tmp_path))
     assert empty.exit_code == 2
     assert "no chunks" in empty.output
+
+
+def test_generate_exits_non_zero_when_no_record_is_kept(cli, seams, tmp_path, monkeypatch):
+    # Given a model whose answers never pass curation (its rejected-style reply everywhere)
+    app, generate = cli
+    monkeypatch.setattr(generate, "_make_llm", lambda spec, settings: ScriptedLLM(FakeModel({"answer": ["Maybe."] * 50})))
+    result = invoke(app, "--collection", "handbook", "--dataset", "hb", "--home", str(tmp_path), "-q", "1", "-f", "sft",
+                    "--judge", "none")
+    # Then the exit status and the message say nothing was produced
+    assert result.exit_code == 1, result.output
+    assert "no record for any of the formats" in result.output
+
+
+def test_generate_prints_the_quality_table_and_evaluate_reads_it_back(cli, seams, tmp_path):
+    app, _ = cli
+    out = tmp_path / "ds"
+    result = invoke(app, "--collection", "handbook", "--dataset", "hb", "--home", str(tmp_path), "-q", "1",
+                    "-f", "sft,dpo", "--out", str(out), "--judge", "none", "--answer-mode", "extractive")
+    assert result.exit_code == 0, result.output
+    assert "support mean" in result.output and "hit@4" in result.output
+    ev = CliRunner().invoke(app, ["evaluate", str(out), "--json"])
+    assert ev.exit_code == 0, ev.output
+    data = json.loads(ev.output)
+    assert list(data)[:7] == ["records", "pairs", "hit_at_k", "mrr", "support", "degenerate", "pair_support_gap"]
+    assert data["records"] == 6 and set(data["support"]) >= {"mean", "p10"} and data["judged"] == 0
+    table = CliRunner().invoke(app, ["evaluate", str(out), "--plots"])
+    assert table.exit_code == 0 and "pair support gap" in table.output and "support.png" in table.output
+    missing = CliRunner().invoke(app, ["evaluate", str(tmp_path / "nope"), "--json"])
+    assert missing.exit_code == 2 and json.loads(missing.output)["error"] == "ConfigurationError"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from docmill.generation.curation import curate, normalise_question
+from docmill.generation.assemble.curate import curate, normalise_question
 from docmill.generation.models import CurationConfig
 from tests.support.generation_doubles import make_record
 

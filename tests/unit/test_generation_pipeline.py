@@ -141,7 +141,7 @@ def test_retrieval_is_filtered_to_collection_and_tenant_and_records_source_hits(
 def test_repairable_question_json_is_used_without_a_retry(tmp_path, store, embedder, chunks):
     fenced = "```json\n[{'type': 'factual', 'instruction': 'How often is the pump unit inspected by the team?', 'input': '',},]\n```"
     llm = ScriptedLLM(FakeModel({"question": [fenced]}))
-    result, out = run(tmp_path, store, embedder, chunks, llm, config(concurrency=1))
+    result, out = run(tmp_path, store, embedder, chunks, llm, config(concurrency=1, question_fallback=False))
     stats = json.loads((out.root / "run_report.json").read_text())["stages"]["question"]
     assert stats["repaired"] == 1 and stats["corrective_retries"] == 0 and stats["calls"] == 12
     # the repaired reply had one item instead of two
@@ -162,7 +162,7 @@ def test_unusable_judge_json_is_retried_once_with_a_corrective_message(tmp_path,
 
 def test_judge_json_failing_twice_is_counted_and_dropped_and_the_run_goes_on(tmp_path, store, embedder, chunks):
     llm = ScriptedLLM(FakeModel({"judge": ["nope", "still nope"], "question": ["{}", "[]"]}))
-    result, out = run(tmp_path, store, embedder, chunks, llm, config(concurrency=1, max_chunks=3))
+    result, out = run(tmp_path, store, embedder, chunks, llm, config(concurrency=1, max_chunks=3, question_fallback=False))
     drops = result.assembled["drops"]
     assert drops["judge_chosen_json_invalid"] == 1
     assert drops["question_json_invalid"] == 1  # the first chunk's questions failed twice
@@ -188,7 +188,7 @@ def test_calls_failing_after_all_retries_are_dropped_not_fatal(tmp_path, store, 
     guard = CallGuard(limiter=None, retry=RetryPolicy(max_retries=1, base_delay=0.0), concurrency=1, sleep=lambda s: None)
     # The first logical call (a question call) fails on both of its attempts.
     llm = ScriptedLLM(FakeModel(), failures={0: LLMThrottled, 1: LLMThrottled}, guard=guard)
-    result, out = run(tmp_path, store, embedder, chunks, llm, config(concurrency=1, max_chunks=3))
+    result, out = run(tmp_path, store, embedder, chunks, llm, config(concurrency=1, max_chunks=3, question_fallback=False))
     assert result.assembled["drops"]["llm_error:question:LLMThrottled"] == 1
     assert result.assembled["records_generated"] == 4
     report = json.loads((out.root / "run_report.json").read_text())
@@ -306,7 +306,7 @@ def test_calls_run_concurrently_up_to_the_configured_limit(tmp_path, store, embe
 def test_distractors_come_from_other_documents(chunks):
     import random
 
-    from docmill.generation.pipeline import _pick_distractors
+    from docmill.generation.pipeline.planning import pick_distractors as _pick_distractors
 
     rng = random.Random(0)
     for chunk in chunks:

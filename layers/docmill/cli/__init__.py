@@ -9,6 +9,7 @@ from docmill.cli import ingest as _ingest  # noqa: F401
 from docmill.cli import sync as _sync  # noqa: F401
 from docmill.cli import generate as _generate  # noqa: F401
 from docmill.cli import demo as _demo  # noqa: F401
+from docmill.cli import evaluate as _evaluate  # noqa: F401
 from docmill.cli import search as _search  # noqa: F401
 from docmill.cli import dev as _dev  # noqa: F401
 from docmill.cli import workflow as _workflow  # noqa: F401

@@ -48,8 +48,8 @@ def demo(
     home: HomeOption = None,
     out: Annotated[str | None, typer.Option("--out", "-o", help="datasets folder (default <home>/datasets/demo)")] = None,
     llm: Annotated[str | None, typer.Option("--llm", help="model (default: the embedded local model)")] = "local",
-    max_chunks: Annotated[int, typer.Option("--max-chunks", min=1, help="chunks to generate from")] = 4,
-    questions_per_chunk: Annotated[int, typer.Option("--questions-per-chunk", "-q", min=1, max=10)] = 1,
+    max_chunks: Annotated[int, typer.Option("--max-chunks", min=1, help="chunks to generate from")] = 6,
+    questions_per_chunk: Annotated[int, typer.Option("--questions-per-chunk", "-q", min=1, max=10)] = 3,
     json_out: JsonOption = False,
 ) -> None:
     """Ingest the bundled sample documents and generate every dataset format, offline."""
@@ -80,11 +80,12 @@ def demo(
             concurrency=settings.llm.concurrency,
             min_chunk_chars=80,
             # Short outputs keep the CPU model to a few minutes; a real endpoint uses the defaults.
+            # (The embedded model neither answers nor judges: answers are extractive, judge auto.)
             stage_params=(
                 {
-                    "question": StageParams(max_tokens=256),
+                    "question": StageParams(max_tokens=180),
                     "answer": StageParams(max_tokens=160),
-                    "rejected": StageParams(max_tokens=96),
+                    "rejected": StageParams(max_tokens=56),
                     "judge": StageParams(max_tokens=96),
                 }
                 if (llm or "local") == "local"
@@ -113,7 +114,7 @@ def demo(
         raise typer.Exit(2 if isinstance(exc, (ConfigurationError, ValueError)) else 1) from None
 
     a = result.assembled
-    examples = {fmt: _first_record(a["paths"][fmt]) for fmt in ("sft", "dpo", "rlhf") if fmt in a["paths"]}
+    examples = {fmt: _first_record(a["paths"][fmt]) for fmt in ("sft", "dpo") if fmt in a["paths"]}
     if json_out:
         typer.echo(
             json.dumps(
@@ -127,6 +128,7 @@ def demo(
                     "drops": a["drops"],
                     "paths": a["paths"],
                     "card": a["card"],
+                    "quality": a["quality"],
                     "examples": examples,
                 },
                 ensure_ascii=False,
@@ -150,6 +152,11 @@ def demo(
         if record:
             typer.echo(f"\nExample {fmt} record:")
             typer.echo(json.dumps(record, ensure_ascii=False, indent=2)[:1500])
+    if a.get("quality"):
+        from docmill.quality.report import render_table
+
+        typer.echo("\nQuality (measured without an LLM; `docmill evaluate " + a["out"] + "`):")
+        typer.echo(render_table(a["quality"]))
     if not any(examples.values()):
         typer.echo(
             "\nThe small offline model produced no record that passed curation this time; see the "

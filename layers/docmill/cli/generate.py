@@ -95,6 +95,12 @@ def _print_summary(result: dict[str, Any]) -> None:
         typer.echo("  dropped / not a pair:")
         for reason, n in sorted(a["drops"].items(), key=lambda kv: (-kv[1], kv[0])):
             typer.echo(f"    {reason}: {n}")
+    if a.get("quality"):
+        from docmill.quality.report import render_table
+
+        typer.echo("")
+        typer.echo(render_table(a["quality"]))
+        typer.echo("")
     typer.echo(f"  card: {a['card']}")
     typer.echo(f"  provenance: {a['provenance']}  report: {a['report']}")
     if a.get("dataset_info"):
@@ -129,6 +135,22 @@ def generate(
     min_margin: Annotated[
         float | None, typer.Option("--min-margin", min=0, max=4, help="judge margin a preference pair needs")
     ] = None,
+    judge: Annotated[
+        str, typer.Option("--judge", help="auto (LLM judge unless the model is too small to judge) | llm | none")
+    ] = "auto",
+    answer_mode: Annotated[
+        str,
+        typer.Option("--answer-mode", help="auto (extractive for small models) | generative | extractive"),
+    ] = "auto",
+    min_support: Annotated[
+        float | None, typer.Option("--min-support", min=0, max=1, help="support by context a chosen answer needs")
+    ] = None,
+    min_support_gap: Annotated[
+        float | None, typer.Option("--min-support-gap", min=0, max=1, help="chosen - rejected support of a pair")
+    ] = None,
+    max_source_rank: Annotated[
+        int | None, typer.Option("--max-source-rank", min=1, help="drop questions whose search ranks their source lower")
+    ] = None,
     license_id: Annotated[
         str, typer.Option("--license", help="license written to the dataset card (hub identifier, e.g. cc-by-4.0)")
     ] = "other",
@@ -146,7 +168,17 @@ def generate(
         if prompts is not None and not prompts.is_dir():
             raise ConfigurationError(f"--prompts {prompts} is not a folder")
         fmt_list = _parse_formats(formats)
-        curation = CurationConfig() if min_margin is None else CurationConfig(min_margin=min_margin)
+        thresholds = {
+            "min_margin": min_margin,
+            "min_support": min_support,
+            "min_support_gap": min_support_gap,
+            "max_source_rank": max_source_rank,
+        }
+        curation = CurationConfig(**{k: v for k, v in thresholds.items() if v is not None})
+        if judge not in ("auto", "llm", "none"):
+            raise ConfigurationError(f"--judge must be auto, llm or none, not {judge!r}")
+        if answer_mode not in ("auto", "generative", "extractive"):
+            raise ConfigurationError(f"--answer-mode must be auto, generative or extractive, not {answer_mode!r}")
         config = GenerationConfig(
             collection=collection,
             dataset=dataset,
@@ -159,6 +191,8 @@ def generate(
             concurrency=settings.llm.concurrency,
             budget_tokens=budget_tokens,
             curation=curation,
+            judge=judge,
+            answer_mode=answer_mode,
             **({"formats": fmt_list} if fmt_list else {}),
         )
         prompt_set = load_prompts([prompts, collection_prompts_dir(settings.home, collection)])
@@ -225,12 +259,17 @@ def generate(
                     "provenance": a["provenance"],
                     "report": a["report"],
                     "plan": data["plan"],
+                    "quality": a["quality"],
                 },
                 ensure_ascii=False,
             )
         )
     else:
         _print_summary(data)
+    if not data["assembled"]["records_kept"]:
+        if not json_out:
+            typer.echo("error: no record was kept: every dataset is empty (see the drops above and the run report)", err=True)
+        raise typer.Exit(1)
 
 
 def _run_with_progress(run: Any, *, show: bool, **kwargs: Any) -> Any:

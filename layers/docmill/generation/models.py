@@ -16,11 +16,25 @@ from pydantic import BaseModel, Field, model_validator
 from docmill.datasets.formats import ALL_FORMATS, DatasetFormat
 
 RejectedStrategy = Literal["no_context", "distractor", "mixed"]
+JudgeMode = Literal["auto", "llm", "none"]
+AnswerMode = Literal["auto", "generative", "extractive"]
+QuestionSource = Literal["model", "template"]
 Stage = Literal["question", "answer", "rejected", "judge_chosen", "judge_rejected"]
 STAGES: tuple[str, ...] = ("question", "answer", "rejected", "judge_chosen", "judge_rejected")
 
 
 class CurationConfig(BaseModel):
+    # LLM-free signals (docmill.quality): they apply to every record, judged or not.
+    min_support: float = Field(0.5, ge=0, le=1, description="support of the chosen answer by its context")
+    min_relevance: float = Field(0.2, ge=0, le=1, description="relevance of the chosen answer to the question")
+    drop_degenerate: bool = Field(True, description="drop records whose chosen answer loops")
+    max_source_rank: int | None = Field(
+        None, ge=1, description="drop questions whose search does not rank their source chunk this high"
+    )
+    min_support_gap: float = Field(
+        0.25, ge=0, le=1, description="chosen - rejected support a preference pair needs"
+    )
+    # The LLM judge's scores: used only when the judge ran (--judge llm, or auto with a capable model).
     require_answerable: bool = True
     min_chosen_score: float = Field(3.0, ge=0, le=5, description="mean judge score the chosen answer needs")
     min_margin: float = Field(1.0, ge=0, le=4, description="chosen - rejected judge score for a preference pair")
@@ -63,6 +77,14 @@ class GenerationConfig(BaseModel):
     min_chunk_chars: int = Field(120, ge=0, description="shorter chunks are not used as question sources")
     seed: int = 0
     top_k: int = Field(4, ge=1, le=50)
+    verify_k: int = Field(10, ge=1, le=100, description="search depth for the source chunk's rank (hit@k, MRR)")
+    judge: JudgeMode = Field("auto", description="auto: the LLM judge unless the model is too small to judge")
+    answer_mode: AnswerMode = Field(
+        "auto", description="extractive: answers built from context sentences; auto: extractive for small models"
+    )
+    question_fallback: bool = Field(
+        True, description="fill unusable model questions with template questions (labelled question_source=template)"
+    )
     rejected_strategy: RejectedStrategy = "mixed"
     concurrency: int = Field(4, ge=1, le=256)
     batch_size: int = Field(25, ge=1, description="chunks per batch (one shard, one workflow map item)")
@@ -125,8 +147,11 @@ class GeneratedRecord(BaseModel):
     source_in_top_k: bool = False
     source_rank: int | None = None
     cited_chunk_ids: list[str] = Field(default_factory=list)
-    judge_chosen: JudgeScores
-    judge_rejected: JudgeScores
+    judge_chosen: JudgeScores | None = None  # None: the judge did not run (judge none / auto with a small model)
+    judge_rejected: JudgeScores | None = None
+    question_source: QuestionSource = "model"
+    answer_mode: Literal["generative", "extractive"] = "generative"
+    quality: dict[str, Any] = Field(default_factory=dict, description="LLM-free signals (docmill.quality)")
     model_id: str
     prompts: dict[str, dict[str, str]] = Field(default_factory=dict)
     params: dict[str, dict[str, Any]] = Field(default_factory=dict)
@@ -138,8 +163,18 @@ class GeneratedRecord(BaseModel):
         return f"{self.instruction}\n\n{self.input}" if self.input else self.instruction
 
     @property
-    def margin(self) -> float:
+    def margin(self) -> float | None:
+        if self.judge_chosen is None or self.judge_rejected is None:
+            return None
         return round(self.judge_chosen.score - self.judge_rejected.score, 4)
+
+    @property
+    def support_chosen(self) -> float:
+        return float(self.quality.get("support_chosen", 0.0))
+
+    @property
+    def support_gap(self) -> float:
+        return float(self.quality.get("support_gap", 0.0))
 
 
 class StageStats(BaseModel):

@@ -67,6 +67,10 @@ class LLMClient(ABC):
     # the rest of that message. Callers use it to fix the shape of an answer (e.g. the opening
     # of a JSON object) so that a small model only has to fill in the content.
     supports_prefill: bool = False
+    # True for a model known to be too small to grade answers or to write faithful free text
+    # (the embedded 135M model): ``--judge auto`` then skips the LLM judge and
+    # ``--answer-mode auto`` composes answers from the context instead (docmill.generation).
+    too_small_to_judge: bool = False
     # True when ``GenerationParams.json_schema`` is enforced during decoding (the reply is
     # valid JSON for the schema unless it was cut by ``max_tokens``).
     supports_json_schema: bool = False

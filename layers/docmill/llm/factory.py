@@ -39,7 +39,11 @@ def make_llm(
     if kind == "local" and not rest:
         from docmill.llm.local import LocalLLM
 
-        return LocalLLM(guard=guard, default_params=defaults, cache_dir=local_cache_dir)
+        client = LocalLLM(guard=guard, default_params=defaults, cache_dir=local_cache_dir)
+        # 135M parameters: its judge echoes its few-shot scores and its answers drift from the
+        # context (measured, issue #10). Set here until the class declares it itself.
+        client.too_small_to_judge = True
+        return client
     if kind == "openai" and rest:
         from docmill.llm.openai_compat import OpenAICompatLLM
 

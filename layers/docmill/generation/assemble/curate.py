@@ -1,16 +1,22 @@
-"""Curation: judge filters, length bounds, exact and near-duplicate removal, preference margins.
+"""Curation: quality signals, judge filters, length bounds, duplicates, preference pairs.
 
 Order (each drop counted under its reason):
-1. ``unanswerable``: the judge says the context does not answer the question;
-2. ``chosen_low_score``: the chosen answer's mean judge score is under ``min_chosen_score``;
+1. LLM-free signals (``record.quality``, see ``docmill.quality``), for every record:
+   ``chosen_degenerate`` (the answer loops), ``chosen_unsupported`` (support under
+   ``min_support``), ``chosen_irrelevant`` (relevance under ``min_relevance``) and, when
+   ``max_source_rank`` is set, ``question_not_retrieved`` (the question's search does not rank
+   its own source chunk that high);
+2. the judge, only for records it scored: ``unanswerable`` and ``chosen_low_score``;
 3. ``question_too_short`` / ``question_too_long`` / ``answer_too_short`` / ``answer_too_long``;
 4. ``duplicate_exact`` (same normalised question) and ``duplicate_near`` (MinHash Jaccard of
    word 3-shingles at or above the threshold), across the whole dataset. Of a duplicate group
-   the record with the best chosen score is kept (ties: smaller id), so the result does not
-   depend on shard order.
-Kept records all go to sft/completion/text; a record is also a preference pair when
-``chosen - rejected >= min_margin`` (else counted ``pair_margin_below_threshold``) and the two
-answers differ (``pair_identical_answers``).
+   the best record is kept (judge score, then support; ties: smaller id), so the result does
+   not depend on shard order.
+Kept records all go to sft/completion/text. A kept record is also a preference pair when the
+answers differ (else ``pair_identical_answers``), the rejected one does not loop
+(``pair_rejected_degenerate``), chosen is clearly better supported
+(``support_gap >= min_support_gap``, else ``pair_support_gap_below_threshold``) and, when the
+judge ran, ``chosen - rejected >= min_margin`` (else ``pair_margin_below_threshold``).
 """
 
 from __future__ import annotations
@@ -65,6 +71,52 @@ def _length_reason(rec: GeneratedRecord, cfg: CurationConfig, answer_of: dict[st
     return None
 
 
+def _signal_reason(rec: GeneratedRecord, cfg: CurationConfig) -> str | None:
+    q = rec.quality
+    if not q:  # a record made before quality signals existed: judged by the judge alone
+        return None
+    if cfg.drop_degenerate and q.get("degenerate_chosen"):
+        return "chosen_degenerate"
+    if float(q.get("support_chosen", 0.0)) < cfg.min_support:
+        return "chosen_unsupported"
+    if float(q.get("relevance", 0.0)) < cfg.min_relevance:
+        return "chosen_irrelevant"
+    if cfg.max_source_rank is not None:
+        rank = q.get("source_rank", rec.source_rank)
+        if rank is None or rank > cfg.max_source_rank:
+            return "question_not_retrieved"
+    return None
+
+
+def _judge_reason(rec: GeneratedRecord, cfg: CurationConfig) -> str | None:
+    if rec.judge_chosen is None:
+        return None
+    if cfg.require_answerable and not rec.judge_chosen.answerable:
+        return "unanswerable"
+    if rec.judge_chosen.score < cfg.min_chosen_score:
+        return "chosen_low_score"
+    return None
+
+
+def _pair_reason(rec: GeneratedRecord, cfg: CurationConfig) -> str | None:
+    if " ".join(rec.chosen.split()) == " ".join(rec.rejected.split()):
+        return "pair_identical_answers"
+    if rec.quality:
+        if rec.quality.get("degenerate_rejected"):
+            return "pair_rejected_degenerate"
+        if rec.support_gap < cfg.min_support_gap:
+            return "pair_support_gap_below_threshold"
+    margin = rec.margin
+    if margin is not None and margin < cfg.min_margin:
+        return "pair_margin_below_threshold"
+    return None
+
+
+def _rank_key(rec: GeneratedRecord) -> tuple[float, float, float, str]:
+    judge = rec.judge_chosen.score if rec.judge_chosen is not None else 0.0
+    return (-judge, -rec.support_chosen, -(rec.margin or 0.0), rec.id)
+
+
 def curate(
     records: Sequence[GeneratedRecord],
     cfg: CurationConfig,
@@ -79,20 +131,14 @@ def curate(
 
     survivors: list[GeneratedRecord] = []
     for rec in records:
-        if cfg.require_answerable and not rec.judge_chosen.answerable:
-            drops["unanswerable"] += 1
-            continue
-        if rec.judge_chosen.score < cfg.min_chosen_score:
-            drops["chosen_low_score"] += 1
-            continue
-        reason = _length_reason(rec, cfg, answer_of)
+        reason = _signal_reason(rec, cfg) or _judge_reason(rec, cfg) or _length_reason(rec, cfg, answer_of)
         if reason:
             drops[reason] += 1
             continue
         survivors.append(rec)
 
     # Best first, so that the kept member of a duplicate group is the best one.
-    survivors.sort(key=lambda r: (-r.judge_chosen.score, -r.margin, r.id))
+    survivors.sort(key=_rank_key)
     seen_exact: set[str] = set()
     unique: list[GeneratedRecord] = []
     for rec in survivors:
@@ -126,10 +172,9 @@ def curate(
     unique.sort(key=lambda r: (r.order, r.id))
     pair_drops: Counter[str] = Counter()
     for rec in unique:
-        if rec.chosen.strip() == rec.rejected.strip():
-            pair_drops["pair_identical_answers"] += 1
-        elif rec.margin < cfg.min_margin:
-            pair_drops["pair_margin_below_threshold"] += 1
+        reason = _pair_reason(rec, cfg)
+        if reason:
+            pair_drops[reason] += 1
         else:
             result.pair_ids.add(rec.id)
     result.kept = unique
