@@ -21,17 +21,9 @@ TenantOption = Annotated[str | None, typer.Option("--tenant", help="tenant (env 
 
 
 def finetuner(settings: Any, jobs: str | None) -> Any:
-    """The local fine-tune service over the workspace (shared by the CLI and the API)."""
-    from docmill.finetune import JobStore, LocalFinetuner
-    from docmill.storage import open_store
+    from docmill.finetune.service import workspace_finetuner
 
-    home = Path(settings.home)
-    return LocalFinetuner(
-        JobStore(open_store(jobs or str(home / "jobs"))),
-        models_root=str(home / "models"),
-        work_root=home / "finetune",
-        cache_dir=home / "models" / "base",
-    )
+    return workspace_finetuner(Path(settings.home), jobs=jobs)
 
 
 def _fail(exc: DocmillError | ValueError, json_out: bool) -> typer.Exit:
@@ -218,10 +210,10 @@ def jobs_command(
 def deploy_command(
     job_id: Annotated[str, typer.Argument(help="a completed fine-tune job")],
     role_arn: Annotated[
-        Optional[str], typer.Option("--role-arn", envvar="DOCMILL_SAGEMAKER_ROLE_ARN", help="endpoint execution role")
+        str | None, typer.Option("--role-arn", envvar="DOCMILL_SAGEMAKER_ROLE_ARN", help="endpoint execution role")
     ] = None,
     models_bucket: Annotated[
-        Optional[str], typer.Option("--models-bucket", envvar="DOCMILL_MODELS_BUCKET", help="models bucket")
+        str | None, typer.Option("--models-bucket", envvar="DOCMILL_MODELS_BUCKET", help="models bucket")
     ] = None,
     instance_type: Annotated[str, typer.Option("--instance-type")] = "ml.g5.xlarge",
     json_out: JsonOption = False,
@@ -264,7 +256,7 @@ def deploy_command(
 
 @app.command("undeploy")
 def undeploy_command(
-    job_id: Annotated[Optional[str], typer.Argument(help="the adapter to remove")] = None,
+    job_id: Annotated[str | None, typer.Argument(help="the adapter to remove")] = None,
     everything: Annotated[bool, typer.Option("--all", help="delete the tenant's whole endpoint")] = False,
     json_out: JsonOption = False,
     home: HomeOption = None,
