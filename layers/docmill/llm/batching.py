@@ -121,7 +121,7 @@ class ContinuousBatcher(Generic[State]):
                 if rows:
                     rows, state = self._step(rows, state)
                     rows, state = self._finish(rows, state)
-            except Exception as error:  # noqa: BLE001 - every waiting caller must hear of it
+            except Exception as error:
                 log.exception("local generation failed")
                 for row in rows + admitted:
                     if not row.future.done():
@@ -141,7 +141,8 @@ class ContinuousBatcher(Generic[State]):
         return rows, state
 
     def _step(self, rows: list[_Row], state: State | None) -> tuple[list[_Row], State | None]:
-        assert state is not None
+        if state is None:
+            raise RuntimeError("decode step without a prefilled state")
         tokens = [row.pending_token for row in rows]
         with self.lock, torch.inference_mode():
             logits, state = self.model.step(state, tokens)  # type: ignore[arg-type]
