@@ -120,8 +120,16 @@ def build_local_services(
         return run_generation(chunks, config, llm=client, store=store, embedder=get_embedder(), out=open_store(str(out)))
 
     datasets = LocalDatasetRunner(home, state, generate=generate)
+    if finetune is None:  # fine-tunes run in this process, their adapters answer chat by job id
+        from docmill.finetune.service import workspace_finetuner
+        from docmill.finetune.serving import LocalFinetuneService, tenant_datasets
+
+        finetune = LocalFinetuneService(workspace_finetuner(home), datasets_root=tenant_datasets(home))
+    resolver = resolve_model or default_resolver(get_llm)
+    if hasattr(finetune, "resolver"):
+        resolver = finetune.resolver(resolver)
     chat = ChatService(state, vector_store=get_store, embed_query=lambda text: get_embedder().embed_query(text),
-                       resolve_model=resolve_model or default_resolver(get_llm), top_k=api.top_k,
+                       resolve_model=resolver, top_k=api.top_k,
                        min_score=api.min_score, history_turns=api.history_turns)
     return ApiServices(
         documents=DocumentService(state, intake, default_collection=api.default_collection),

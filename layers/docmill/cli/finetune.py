@@ -21,17 +21,9 @@ TenantOption = Annotated[str | None, typer.Option("--tenant", help="tenant (env 
 
 
 def finetuner(settings: Any, jobs: str | None) -> Any:
-    """The local fine-tune service over the workspace (shared by the CLI and the API)."""
-    from docmill.finetune import JobStore, LocalFinetuner
-    from docmill.storage import open_store
+    from docmill.finetune.service import workspace_finetuner
 
-    home = Path(settings.home)
-    return LocalFinetuner(
-        JobStore(open_store(jobs or str(home / "jobs"))),
-        models_root=str(home / "models"),
-        work_root=home / "finetune",
-        cache_dir=home / "models" / "base",
-    )
+    return workspace_finetuner(Path(settings.home), jobs=jobs)
 
 
 def _fail(exc: DocmillError | ValueError, json_out: bool) -> typer.Exit:

@@ -138,3 +138,17 @@ class LocalFinetuner:
                 path.write_bytes(store.read_bytes(info.key))
             partial.replace(target)
         return target
+
+
+def workspace_finetuner(home: Path, *, jobs: str | None = None) -> LocalFinetuner:
+    """The fine-tune service of a docmill workspace (CLI and local API share it): job records in
+    ``<home>/jobs`` (or ``jobs``: a folder or S3 prefix), models in ``<home>/models/<tenant>/<job>``,
+    checkpoints in ``<home>/finetune``, the converted base model in ``<home>/models/base``."""
+    from docmill.finetune.jobs import JobStore
+
+    return LocalFinetuner(
+        JobStore(open_store(jobs or str(home / "jobs"))),
+        models_root=str(home / "models"),
+        work_root=home / "finetune",
+        cache_dir=home / "models" / "base",
+    )
