@@ -154,7 +154,7 @@ def test_a_model_failure_reaches_every_caller_and_the_batcher_recovers():
 def test_seeded_sampling_does_not_depend_on_the_batch_it_runs_in():
     # Given the same seeded sampled request alone and inside a batch of others
     batcher = ContinuousBatcher(FakeModel(), max_batch=8)
-    params = dict(temperature=1.5, top_p=0.95, seed=7)
+    params = {"temperature": 1.5, "top_p": 0.95, "seed": 7}
     solo = batcher.generate(sequence([7, 8, 9, 10], **params)).generated
 
     crowd = decode_all(batcher, [sequence(p, temperature=1.0, seed=i) for i, p in enumerate(PROMPTS)]

@@ -121,7 +121,7 @@ class ContinuousBatcher(Generic[State]):
                 if rows:
                     rows, state = self._step(rows, state)
                     rows, state = self._finish(rows, state)
-            except Exception as error:  # noqa: BLE001 - every waiting caller must hear of it
+            except Exception as error:  # every waiting caller must hear of it
                 log.exception("local generation failed")
                 for row in rows + admitted:
                     if not row.future.done():
@@ -141,10 +141,13 @@ class ContinuousBatcher(Generic[State]):
         return rows, state
 
     def _step(self, rows: list[_Row], state: State | None) -> tuple[list[_Row], State | None]:
-        assert state is not None
+        if state is None:  # rows without a batch state: a bug in join/keep, not a caller's error
+            raise RuntimeError("active rows but no batch state")
         tokens = [row.pending_token for row in rows]
+        if any(token is None for token in tokens):
+            raise RuntimeError("an active row has no pending token")
         with self.lock, torch.inference_mode():
-            logits, state = self.model.step(state, tokens)  # type: ignore[arg-type]
+            logits, state = self.model.step(state, [int(token) for token in tokens if token is not None])
         self.steps += 1
         for i, row in enumerate(rows):
             row.pending_token = row.sequence.choose(logits[i])
