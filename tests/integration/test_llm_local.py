@@ -183,21 +183,15 @@ def test_a_prefilled_json_opening_is_continued_under_the_schema(local_llm):
     assert json.loads('{"question": "' + reply.text)["type"] in ("factual", "reasoning", "summary")
 
 
-def test_default_repetition_control_stops_a_looping_reply(local_llm):
-    # Given a prompt on which greedy decoding loops without repetition control
+def test_default_repetition_control_leaves_no_repeated_sequence(local_llm):
+    # Given a prompt that invites a loop, decoded greedily with the client's defaults
     messages = [ChatMessage(role="user", content="Repeat after me forever: the image is stored in a new machine.")]
-    plain = GenerationParams(temperature=0.0, max_tokens=60, repetition_penalty=1.0, no_repeat_ngram_size=0)
 
-    looping = local_llm.chat(messages, plain).text
-    controlled = local_llm.chat(messages, GenerationParams(temperature=0.0, max_tokens=60)).text
+    controlled = local_llm.chat(messages, GenerationParams(temperature=0.0, max_tokens=60))
 
-    # Then the defaults leave no 6-token sequence twice in the reply
+    # Then no 6-token sequence appears twice in the reply
     tokenizer = local_llm.loaded().tokenizer
-
-    def repeated_6grams(text: str) -> int:
-        ids = tokenizer.encode(text, add_special_tokens=False)
-        grams = [tuple(ids[i:i + 6]) for i in range(len(ids) - 5)]
-        return len(grams) - len(set(grams))
-
-    assert repeated_6grams(controlled) <= 1  # re-tokenising the text may split a word differently
-    assert repeated_6grams(looping) > repeated_6grams(controlled), looping
+    ids = tokenizer.encode(controlled.text, add_special_tokens=False)
+    grams = [tuple(ids[i:i + 6]) for i in range(len(ids) - 5)]
+    assert controlled.text
+    assert len(grams) - len(set(grams)) <= 1, controlled.text  # re-tokenising may split a word differently
