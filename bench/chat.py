@@ -104,7 +104,7 @@ def main() -> int:
             if all(s in ("indexed", "failed") for s in states):
                 break
             time.sleep(0.5)
-        result["documents"] = dict(zip(ids, states))
+        result["documents"] = dict(zip(ids, states, strict=False))
         for q in QUESTIONS[:3]:  # warm-up: model loads, first search, connection pools
             client.post("/api/v1/chat", json={"message": q}).raise_for_status()
 
@@ -139,7 +139,7 @@ def main() -> int:
             "overhead_server_timing_ms": summary(server_side),
             # the query's embedding (MiniLM forward pass on the CPU), part of the overhead above
             "embed_ms": summary(embed_ms),
-            "overhead_without_embedding_ms": summary([o - e for o, e in zip(server_side, embed_ms)]),
+            "overhead_without_embedding_ms": summary([o - e for o, e in zip(server_side, embed_ms, strict=False)]),
             "answers_with_citations": citations,
         }
 

@@ -120,5 +120,6 @@ def test_given_a_tenant_endpoint_when_torn_down_then_adapters_base_and_endpoint_
 def test_given_an_adapter_folder_then_the_archive_holds_its_files_at_the_root(tmp_path: Path) -> None:
     (tmp_path / "adapter_config.json").write_text("{}")
     (tmp_path / "adapter_model.safetensors").write_bytes(b"x")
-    names = tarfile.open(fileobj=io.BytesIO(adapter_archive(tmp_path))).getnames()
+    with tarfile.open(fileobj=io.BytesIO(adapter_archive(tmp_path))) as archive:
+        names = archive.getnames()
     assert sorted(names) == ["adapter_config.json", "adapter_model.safetensors"]

@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from tests.reliability.hostile import blank_pdf
+import contextlib
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -51,11 +52,7 @@ def test_kill_9_of_the_ingest_process_takes_its_busy_workers_with_it(tmp_path):
         assert not alive, f"workers outlived their parent: {[p.pid for p in alive]}"
     finally:
         for worker in workers:  # what this test started, if the fix failed
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 worker.kill()
-            except psutil.NoSuchProcess:
-                pass
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)  # clean up whatever the test itself started
-        except ProcessLookupError:
-            pass

@@ -78,7 +78,7 @@ class FakeOpenAIServer:
                 self.end_headers()
                 words = text.split(" ")
                 pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
-                for i, piece in enumerate([{"role": "assistant"}] + [{"content": p} for p in pieces]):
+                for _i, piece in enumerate([{"role": "assistant"}] + [{"content": p} for p in pieces]):
                     chunk = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": int(time.time()),
                              "model": body.get("model", fake.model),
                              "choices": [{"index": 0, "delta": piece, "finish_reason": None}]}

@@ -85,7 +85,7 @@ def test_cognito_claims_give_tenant_user_and_admin() -> None:
         auth.authenticate({}, {})  # no authorizer context at all: never trusted
 
 
-def _exercise(state) -> None:  # noqa: ANN001
+def _exercise(state) -> None:
     state.put("acme", "document", "doc_1", {"id": "doc_1", "status": "queued"})
     state.put("acme", "document", "doc_2", {"id": "doc_2", "status": "queued"})
     state.put("globex", "document", "doc_3", {"id": "doc_3", "status": "queued"})

@@ -12,7 +12,7 @@ from unstructured.documents.elements import ElementMetadata, ListItem, Narrative
 from docmill.config import ChunkingOptions
 from docmill.documents.chunk import StreamingChunker, chunk_elements
 
-WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho".split()
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu", "nu", "xi", "omicron", "pi", "rho"]
 
 
 def _document(seed: int, n: int = 160) -> list:
@@ -35,7 +35,7 @@ def _document(seed: int, n: int = 160) -> list:
 
 def _parts(elements: list, cuts: list[int]) -> list[list]:
     bounds = [0, *sorted(cuts), len(elements)]
-    return [elements[a:b] for a, b in zip(bounds, bounds[1:])]
+    return [elements[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
 
 
 SETTINGS = [

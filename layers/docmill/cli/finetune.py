@@ -218,10 +218,10 @@ def jobs_command(
 def deploy_command(
     job_id: Annotated[str, typer.Argument(help="a completed fine-tune job")],
     role_arn: Annotated[
-        Optional[str], typer.Option("--role-arn", envvar="DOCMILL_SAGEMAKER_ROLE_ARN", help="endpoint execution role")
+        str | None, typer.Option("--role-arn", envvar="DOCMILL_SAGEMAKER_ROLE_ARN", help="endpoint execution role")
     ] = None,
     models_bucket: Annotated[
-        Optional[str], typer.Option("--models-bucket", envvar="DOCMILL_MODELS_BUCKET", help="models bucket")
+        str | None, typer.Option("--models-bucket", envvar="DOCMILL_MODELS_BUCKET", help="models bucket")
     ] = None,
     instance_type: Annotated[str, typer.Option("--instance-type")] = "ml.g5.xlarge",
     json_out: JsonOption = False,
@@ -264,7 +264,7 @@ def deploy_command(
 
 @app.command("undeploy")
 def undeploy_command(
-    job_id: Annotated[Optional[str], typer.Argument(help="the adapter to remove")] = None,
+    job_id: Annotated[str | None, typer.Argument(help="the adapter to remove")] = None,
     everything: Annotated[bool, typer.Option("--all", help="delete the tenant's whole endpoint")] = False,
     json_out: JsonOption = False,
     home: HomeOption = None,
