@@ -54,6 +54,13 @@ class _Row:
     sequence: Sequence
     future: Future[Sequence]
     pending_token: int | None = None  # chosen, not yet fed to the model
+    error: Exception | None = None  # this row's own failure (e.g. its constraint); the others go on
+
+    def choose(self, logits: torch.Tensor) -> None:
+        try:
+            self.pending_token = self.sequence.choose(logits)
+        except Exception as error:  # noqa: BLE001 - one request's failure must not end its neighbours' replies
+            self.error = error
 
 class ContinuousBatcher(Generic[State]):
     """Runs ``Sequence`` requests through a ``StepModel`` on one background thread."""
@@ -134,7 +141,7 @@ class ContinuousBatcher(Generic[State]):
                 continue
             with self.lock, torch.inference_mode():
                 logits, row_state = self.model.prefill(row.sequence.prompt_ids)
-            row.pending_token = row.sequence.choose(logits)
+            row.choose(logits)
             state = self.model.join(state, row_state)
             rows.append(row)
         self.max_rows_seen = max(self.max_rows_seen, len(rows))
@@ -150,16 +157,21 @@ class ContinuousBatcher(Generic[State]):
             logits, state = self.model.step(state, [int(token) for token in tokens if token is not None])
         self.steps += 1
         for i, row in enumerate(rows):
-            row.pending_token = row.sequence.choose(logits[i])
+            row.choose(logits[i])
         return rows, state
 
     def _finish(self, rows: list[_Row], state: State | None) -> tuple[list[_Row], State | None]:
-        done = [i for i, row in enumerate(rows) if row.sequence.finished]
+        done = [i for i, row in enumerate(rows) if row.sequence.finished or row.error is not None]
         if not done:
             return rows, state
         for i in done:
-            rows[i].future.set_result(rows[i].sequence)
-        keep = [i for i, row in enumerate(rows) if not row.sequence.finished]
+            error = rows[i].error
+            if error is not None:
+                rows[i].future.set_exception(error)
+            else:
+                rows[i].future.set_result(rows[i].sequence)
+        finished = set(done)
+        keep = [i for i in range(len(rows)) if i not in finished]
         state = self.model.keep(state, keep) if (keep and state is not None) else None
         return [rows[i] for i in keep], state
 
