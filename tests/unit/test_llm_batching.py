@@ -171,3 +171,31 @@ def test_zero_max_tokens_returns_at_once_without_touching_the_model():
     done = batcher.generate(sequence([1], max_new_tokens=0))
 
     assert done.generated == [] and done.finish_reason == "length" and model.steps == 0
+
+
+def test_one_request_failing_in_its_own_decoding_does_not_end_the_others():
+    # Given a request whose constraint fails on its third token, decoded among others
+    class Breaks:
+        def __init__(self):
+            self.seen = 0
+
+        def mask_logits(self, logits):
+            pass
+
+        def advance(self, token):
+            self.seen += 1
+            if self.seen == 3:
+                raise ValueError("constraint broke")
+
+        def is_finished(self):
+            return False
+
+    batcher = ContinuousBatcher(FakeModel(), max_batch=8)
+    bad = Sequence([4, 5], DecodeParams(max_new_tokens=20), frozenset({EOS}), constraint=Breaks())
+    futures = [batcher.submit(sequence(p)) for p in PROMPTS[:2]] + [batcher.submit(bad)]
+
+    # Then only that caller gets the error; the others get their exact replies
+    with pytest.raises(ValueError, match="constraint broke"):
+        futures[2].result(timeout=5)
+    assert [f.result(timeout=5).generated for f in futures[:2]] == [alone(p) for p in PROMPTS[:2]]
+    batcher.close()

@@ -24,7 +24,8 @@ def _open_vector_store(settings: Any) -> Any:
 def _make_llm(spec: str, settings: Any) -> Any:
     from docmill.llm.factory import make_llm
 
-    return make_llm(spec, settings.llm)
+    # The local model's de-quantised weights are kept under the home: later runs load in seconds.
+    return make_llm(spec, settings.llm, local_cache_dir=settings.home / "cache" / "llm")
 
 
 def _embedder(settings: Any) -> Any:

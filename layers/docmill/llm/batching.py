@@ -54,6 +54,13 @@ class _Row:
     sequence: Sequence
     future: Future[Sequence]
     pending_token: int | None = None  # chosen, not yet fed to the model
+    error: Exception | None = None  # this row's own failure (e.g. its constraint); the others go on
+
+    def choose(self, logits: torch.Tensor) -> None:
+        try:
+            self.pending_token = self.sequence.choose(logits)
+        except Exception as error:  # noqa: BLE001 - one request's failure must not end its neighbours' replies
+            self.error = error
 
 class ContinuousBatcher(Generic[State]):
     """Runs ``Sequence`` requests through a ``StepModel`` on one background thread."""
@@ -121,7 +128,7 @@ class ContinuousBatcher(Generic[State]):
                 if rows:
                     rows, state = self._step(rows, state)
                     rows, state = self._finish(rows, state)
-            except Exception as error:
+            except Exception as error:  # every waiting caller must hear of it
                 log.exception("local generation failed")
                 for row in rows + admitted:
                     if not row.future.done():
@@ -134,30 +141,37 @@ class ContinuousBatcher(Generic[State]):
                 continue
             with self.lock, torch.inference_mode():
                 logits, row_state = self.model.prefill(row.sequence.prompt_ids)
-            row.pending_token = row.sequence.choose(logits)
+            row.choose(logits)
             state = self.model.join(state, row_state)
             rows.append(row)
         self.max_rows_seen = max(self.max_rows_seen, len(rows))
         return rows, state
 
     def _step(self, rows: list[_Row], state: State | None) -> tuple[list[_Row], State | None]:
-        if state is None:
-            raise RuntimeError("decode step without a prefilled state")
+        if state is None:  # rows without a batch state: a bug in join/keep, not a caller's error
+            raise RuntimeError("active rows but no batch state")
         tokens = [row.pending_token for row in rows]
+        if any(token is None for token in tokens):
+            raise RuntimeError("an active row has no pending token")
         with self.lock, torch.inference_mode():
-            logits, state = self.model.step(state, tokens)  # type: ignore[arg-type]
+            logits, state = self.model.step(state, [int(token) for token in tokens if token is not None])
         self.steps += 1
         for i, row in enumerate(rows):
-            row.pending_token = row.sequence.choose(logits[i])
+            row.choose(logits[i])
         return rows, state
 
     def _finish(self, rows: list[_Row], state: State | None) -> tuple[list[_Row], State | None]:
-        done = [i for i, row in enumerate(rows) if row.sequence.finished]
+        done = [i for i, row in enumerate(rows) if row.sequence.finished or row.error is not None]
         if not done:
             return rows, state
         for i in done:
-            rows[i].future.set_result(rows[i].sequence)
-        keep = [i for i, row in enumerate(rows) if not row.sequence.finished]
+            error = rows[i].error
+            if error is not None:
+                rows[i].future.set_exception(error)
+            else:
+                rows[i].future.set_result(rows[i].sequence)
+        finished = set(done)
+        keep = [i for i in range(len(rows)) if i not in finished]
         state = self.model.keep(state, keep) if (keep and state is not None) else None
         return [rows[i] for i in keep], state
 

