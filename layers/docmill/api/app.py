@@ -263,6 +263,14 @@ def create_app(services: ApiServices) -> FastAPI:
     def post_notice(who: Caller, body: NoticeRequest) -> dict[str, Any]:
         return services.notices.post(who, body)
 
+    @app.put(f"{API}/notices/{{notice_id}}", tags=["notices"])
+    def edit_notice(who: Caller, notice_id: str, body: NoticeRequest) -> dict[str, Any]:
+        return services.notices.update(who, notice_id, body)
+
+    @app.delete(f"{API}/notices/{{notice_id}}", tags=["notices"])
+    def delete_notice(who: Caller, notice_id: str) -> dict[str, Any]:
+        return {"id": services.notices.delete(who, notice_id)["id"], "deleted": True}
+
     # -- the paths of the original brief --------------------------------------------------------
 
     @app.post("/api/upload", status_code=202, tags=["brief"])

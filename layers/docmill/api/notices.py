@@ -27,14 +27,30 @@ class NoticeService:
     def __init__(self, state: StateStore) -> None:
         self.state = state
 
-    def post(self, principal: Principal, request: NoticeRequest) -> dict[str, Any]:
+    def _check(self, principal: Principal, request: NoticeRequest, verb: str) -> None:
+        # Admin first: a reader learns nothing about which notice ids exist.
         if not principal.admin:
-            raise Forbidden("only the tenant's administrators post notices")
+            raise Forbidden(f"only the tenant's administrators {verb} notices")
         for doc_id in request.document_ids:
             if not is_id(doc_id, "doc") or self.state.get(principal.tenant, DOCUMENT, doc_id) is None:
                 raise InvalidRequest(f"linked document {doc_id!r} not found")
+
+    def post(self, principal: Principal, request: NoticeRequest) -> dict[str, Any]:
+        self._check(principal, request, "post")
         notice = {"id": new_id("ntc"), **request.model_dump(), "author": principal.user, "created": now_iso()}
         self.state.put(principal.tenant, KIND, notice["id"], notice)
+        return notice
+
+    def update(self, principal: Principal, notice_id: str, request: NoticeRequest) -> dict[str, Any]:
+        self._check(principal, request, "edit")
+        current = self.get(principal, notice_id)
+        return self.state.update(principal.tenant, KIND, notice_id, **request.model_dump(), updated=now_iso()) or current
+
+    def delete(self, principal: Principal, notice_id: str) -> dict[str, Any]:
+        if not principal.admin:
+            raise Forbidden("only the tenant's administrators delete notices")
+        notice = self.get(principal, notice_id)
+        self.state.delete(principal.tenant, KIND, notice_id)
         return notice
 
     def list(self, principal: Principal) -> list[dict[str, Any]]:
