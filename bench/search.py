@@ -33,6 +33,7 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -79,7 +80,7 @@ def corpus_texts(folder: Path) -> list[tuple[str, list[str]]]:
             elements = partition_file(path) if partition_file else partition(filename=str(path), strategy="fast")
             chunks = chunk_by_title(elements, max_characters=1000, new_after_n_chars=800, combine_text_under_n_chars=200)
             texts = [c.text for c in chunks if c.text.strip()]
-        except Exception as exc:  # images without OCR etc.: the bench reports and moves on
+        except Exception as exc:  # noqa: BLE001 - images without OCR etc.: the bench reports and moves on
             print(f"  skipped {path.name}: {type(exc).__name__}: {str(exc)[:80]}", file=sys.stderr)
             continue
         if texts:
@@ -114,7 +115,7 @@ def home_chunks(home: Path) -> list[ChunkRecord]:
     return records
 
 
-def record(source: str, index: int, text: str, vector, collection: str) -> ChunkRecord:
+def record(source: str, index: int, text: str, vector: Sequence[float], collection: str) -> ChunkRecord:
     return ChunkRecord(
         chunk_id=chunk_id_for(source, text, index), collection=collection, text=text, embedding=list(vector),
         source_uri=source, source_version="1", source_sha256="-", file_type="-", page_numbers=[],
@@ -134,7 +135,9 @@ def pct(values: list[float], q: float) -> float:
 CPU_TIMES: dict[str, list[float]] = {}
 
 
-def timed_search(store: LanceDBStore, queries: np.ndarray, k: int, flt: SearchFilter | None, label: str = ""):
+def timed_search(
+    store: LanceDBStore, queries: np.ndarray, k: int, flt: SearchFilter | None, label: str = ""
+) -> tuple[list[float], list[list[str]]]:
     """Wall time per query (what a user waits) and CPU time (immune to a shared, busy machine)."""
     times, results, cpu = [], [], []
     for q in queries:
@@ -227,7 +230,7 @@ def main() -> int:
 
         position = {cid: i for i, cid in enumerate(ids)}
 
-        def recall(results, reference, qs=queries):
+        def recall(results: list[list[str]], reference: list[list[str]], qs: np.ndarray = queries) -> float:
             """|result ∩ exact top-k| / k, where a result tied (within float rounding) with the
             k-th exact score counts as exact: the corpus holds duplicate chunks (the same email
             as .eml and .msg, the same table as .csv and .xlsx) whose scores are identical, and

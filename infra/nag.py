@@ -57,10 +57,20 @@ _A = r"(<AWS::AccountId>|\d{12})"
 RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
     # (rendered resource, allowed actions (all must match), reason)
     (
-        re.compile(r"^<Storage(Raw|Processed|Datasets)[0-9A-F]{8}\.Arn>/(_work/)?\*$"),
+        re.compile(r"^<(Storage(Raw|Processed|Datasets)|FineTuningModels)[0-9A-F]{8}\.Arn>/(_work/)?\*$"),
         S3_OBJECT_ACTIONS,
         "Object ARNs inside one docmill bucket (prefix-scoped where the role only needs _work/); every S3 "
         "action is listed explicitly.",
+    ),
+    (
+        re.compile(rf"^arn:<AWS::Partition>:logs:{_R}:{_A}:log-group:/aws/sagemaker/TrainingJobs:\*$"),
+        re.compile(r"^logs:(CreateLogGroup|CreateLogStream|PutLogEvents|DescribeLogStreams)$"),
+        "SageMaker writes each training job's log streams into this one log group (stream names are per job).",
+    ),
+    (
+        re.compile(rf"^arn:<AWS::Partition>:sagemaker:{_R}:{_A}:training-job/docmill-\*$"),
+        re.compile(r"^sagemaker:(CreateTrainingJob|DescribeTrainingJob|StopTrainingJob|AddTags)$"),
+        "Fine-tune training jobs are named per job at run time (docmill-<tenant>-<job>); only that prefix.",
     ),
     (
         re.compile(r"^arn:<AWS::Partition>:s3:::<StorageDatasets[0-9A-F]{8}>/\*$"),
@@ -108,12 +118,7 @@ RESOURCE_REASONS: list[tuple[re.Pattern[str], re.Pattern[str] | None, str]] = [
     ),
 ]
 ACTION_REASONS: list[tuple[re.Pattern[str], str]] = [
-    # CDK's DynamoDB grant on a table encrypted with the customer-managed data key.
-    (
-        re.compile(r"^kms:(GenerateDataKey|ReEncrypt)\*$"),
-        "Table grant on the chat API's state table, encrypted with the one customer-managed data key: "
-        "the statement is scoped to that key's ARN.",
-    ),
+
     # CDK's own AwsCustomResource singleton (OpenSearch log-group policy + domain KMS key lookup).
     (
         re.compile(r"^kms:(Describe|List)\*$"),
@@ -170,13 +175,12 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def _statements(stack: Stack, construct: IConstruct) -> Iterable[dict[str, Any]]:
+    docs: list[Any]
     if isinstance(construct, iam.CfnPolicy):
         docs = [construct.policy_document]
     elif isinstance(construct, iam.CfnRole):
-        docs = [
-            p.policy_document if hasattr(p, "policy_document") else p["policyDocument"]
-            for p in (construct.policies or [])
-        ]
+        inline: Any = construct.policies or []  # PolicyProperty objects or plain dicts
+        docs = [p.policy_document if hasattr(p, "policy_document") else p["policyDocument"] for p in inline]
     else:
         return []
     out = []

@@ -20,6 +20,8 @@ GENERATION_CODE = FUNCTIONS_DIR / "generation"
 PLAN_HANDLER = "plan.handler"
 CREATE_INDEX_CODE = FUNCTIONS_DIR / "create_index"
 CREATE_INDEX_HANDLER = "handler.handler"
+FINETUNE_CODE = FUNCTIONS_DIR / "finetune"
+FINETUNE_EVALUATE_HANDLER = "evaluate.handler"
 
 # Container image entry points (module paths inside the image, WORKDIR = LAMBDA_TASK_ROOT).
 PROCESS_DOCUMENT_CMD = "functions.process_document.handler.handler"

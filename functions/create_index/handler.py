@@ -21,8 +21,11 @@ import urllib.request
 from typing import Any
 
 import boto3
+from aws_lambda_powertools import Logger
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+
+logger = Logger(service="docmill-create-index")
 
 APP_ROLE = "docmill_app"
 # The data-access / security settings of a fresh collection or domain take a while to apply.
@@ -109,7 +112,7 @@ class Client:
                 aws_req.headers["x-amz-content-sha256"] = hashlib.sha256(data or b"").hexdigest()
             SigV4Auth(creds, "aoss" if self.kind == "serverless" else "es", self.region).add_auth(aws_req)
             headers = dict(aws_req.headers.items())
-        req = urllib.request.Request(url, data=data, method=method, headers=headers)
+        req = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 - https endpoint from the stack
         try:
             with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - https endpoint from the stack
                 raw = resp.read()
@@ -179,7 +182,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if kind == "domain":
         map_app_roles(client, props)
     outcome = ensure_index(client, props)
-    print(json.dumps({"index": props["Index"], "outcome": outcome, "kind": kind}))
+    logger.info("index ready", extra={"index": props["Index"], "outcome": outcome, "kind": kind})
     return {
         "PhysicalResourceId": f"{props['Endpoint']}/{props['Index']}",
         "Data": {"IndexName": props["Index"]},

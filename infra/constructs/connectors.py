@@ -28,7 +28,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Acknowledgment, Duration, RemovalPolicy, Validations
+from aws_cdk import Acknowledgment, Duration, RemovalPolicy, TimeZone, Validations
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
@@ -166,9 +166,7 @@ class SourceConnectors(Construct):
             )
 
 
-def _tz(name: str):
-    from aws_cdk import TimeZone
-
+def _tz(name: str) -> TimeZone:
     return TimeZone.of(name)
 
 

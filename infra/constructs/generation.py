@@ -23,13 +23,15 @@ with placeholder ARNs that ``docmill dev`` binds to in-process handlers.
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy
+from typing import cast
+
+from aws_cdk import CfnResource, Duration, RemovalPolicy
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from infra import paths
 from infra.config import GenerationConfig
@@ -228,12 +230,16 @@ class GenerationWorkflow(Construct):
             ),
         )
         # Lets infra.workflow find this state machine and its task functions in any template.
-        cfn = self.state_machine.node.default_child
+        cfn = cast(CfnResource, self.state_machine.node.default_child)
         cfn.add_metadata(
             STATE_MACHINE_METADATA_KEY,
             {
                 "name": "generation",
-                "tasks": {role: fn.node.default_child.logical_id for role, fn in self.task_functions.items()},
-                "buckets": {"datasets": datasets.node.default_child.logical_id},
+                "tasks": {role: _logical_id(fn) for role, fn in self.task_functions.items()},
+                "buckets": {"datasets": _logical_id(datasets)},
             },
         )
+
+
+def _logical_id(construct: IConstruct) -> str:
+    return cast(CfnResource, construct.node.default_child).logical_id

@@ -9,7 +9,7 @@ CloudFormation dynamic reference: the token is never in the template, code or cd
 
 from __future__ import annotations
 
-from aws_cdk import Aws, Fn, Stack
+from aws_cdk import ArnFormat, Aws, Fn, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sagemaker as sagemaker
 from constructs import Construct
@@ -55,10 +55,13 @@ class LlmEndpoint(Construct):
         super().__init__(scope, id)
         self.config = config
         stack = Stack.of(self)
-        self.model = self.endpoint_config = self.endpoint = None
+        self.model: sagemaker.CfnModel | None = None
+        self.endpoint_config: sagemaker.CfnEndpointConfig | None = None
+        self.endpoint: sagemaker.CfnEndpoint | None = None
         self.role: iam.Role | None = None
         if config.mode == "existing":
-            assert config.endpoint_name  # validated by the config model
+            if not config.endpoint_name:
+                raise ValueError("llm.mode 'existing' needs llm.endpoint_name")  # the config model checks it first
             self.endpoint_name = config.endpoint_name
         else:
             self._create(config, stack)
@@ -218,7 +221,5 @@ class LlmEndpoint(Construct):
         }
 
 
-def _colon():
-    from aws_cdk import ArnFormat
-
+def _colon() -> ArnFormat:
     return ArnFormat.COLON_RESOURCE_NAME

@@ -10,6 +10,7 @@ Both are built without Docker on the synth machine:
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra import paths
+
+logger = logging.getLogger(__name__)
 
 # Provided by the Lambda Python runtime; keeping them out keeps the layer small.
 _RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath"}
@@ -88,9 +91,9 @@ class LocalLayerBundler:
             *layer_requirements(),
         ]
         try:
-            subprocess.run(cmd, check=True)
+            subprocess.run(cmd, check=True)  # noqa: S603 - a fixed argv, no shell
         except (OSError, subprocess.CalledProcessError) as exc:
-            print(f"docmill layer: local bundling failed ({exc}); falling back to Docker", file=sys.stderr)
+            logger.warning("docmill layer: local bundling failed (%s); falling back to Docker", exc)
             return False
         shutil.copytree(
             paths.LAYERS_DIR / "docmill",

@@ -97,8 +97,7 @@ class VectorStore(Construct):
         if config.kind == "domain":
             self._domain(config, network, key, log_retention_days, removal)
         else:
-            self._serverless(config, network, key, stack)
-            self._serverless_endpoint()
+            self._serverless_endpoint(self._serverless(config, network, key, stack))
         self._provider = cr.Provider(
             self,
             "IndexProvider",
@@ -114,7 +113,7 @@ class VectorStore(Construct):
             raise RuntimeError("VectorStore.finalize() called twice")
         self._finalized = True
         config, stack = self.config, Stack.of(self)
-        access = self._data_access_policy(config, stack) if self.collection is not None else None
+        access = self._data_access_policy(self.collection, config, stack) if self.collection is not None else None
         properties: dict[str, Any] = {
             "Kind": config.kind,
             "Endpoint": self.endpoint,
@@ -241,7 +240,7 @@ class VectorStore(Construct):
     # -- serverless -----------------------------------------------------------------------------
     def _serverless(
         self, config: VectorStoreConfig, network: Network, key: kms.IKey | None, stack: Stack
-    ) -> None:
+    ) -> aoss.CfnCollection:
         self.service = "aoss"
         # Collection names: 3-32 chars, lowercase; unique per account+region.
         name = f"{stack.stack_name}-vectors".lower()[:32]
@@ -307,9 +306,11 @@ class VectorStore(Construct):
         self.collection.node.add_dependency(net)
         self._roles.append(self.index_function.role)  # type: ignore[arg-type]
         self._collection_name = name
+        return self.collection
 
-    def _data_access_policy(self, config: VectorStoreConfig, stack: Stack) -> aoss.CfnAccessPolicy:
-        assert self.collection is not None
+    def _data_access_policy(
+        self, collection: aoss.CfnCollection, config: VectorStoreConfig, stack: Stack
+    ) -> aoss.CfnAccessPolicy:
         name = self._collection_name
         access = aoss.CfnAccessPolicy(
             self,
@@ -348,13 +349,12 @@ class VectorStore(Construct):
         )
         return access
 
-    def _serverless_endpoint(self) -> None:
-        assert self.collection is not None
-        self.endpoint = self.collection.attr_collection_endpoint
+    def _serverless_endpoint(self, collection: aoss.CfnCollection) -> None:
+        self.endpoint = collection.attr_collection_endpoint
         self.index_function.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["aoss:APIAccessAll"],
-                resources=[self.collection.attr_arn],
+                resources=[collection.attr_arn],
             )
         )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk import Aws, CfnOutput, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_cognito as cognito
 from constructs import Construct
@@ -10,6 +12,7 @@ from infra import paths
 from infra.config import StageConfig
 from infra.constructs.chat_api import ChatApi
 from infra.constructs.connectors import SourceConnectors, sources_from_context
+from infra.constructs.finetuning import FineTuning
 from infra.constructs.generation import GenerationWorkflow
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.llm_endpoint import LlmEndpoint
@@ -23,9 +26,9 @@ from infra.constructs.web import WebApp
 
 class DocmillStack(Stack):
     """Attributes: one per capability: ``network``, ``code``, ``storage``, ``vector_store``, ``llm``,
-    ``ingestion``, ``generation``, ``monitoring`` (None when disabled)."""
+    ``ingestion``, ``generation``, ``finetuning``, ``monitoring`` (None when disabled)."""
 
-    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs) -> None:
+    def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, description=f"docmill document pipeline ({config.stage})", **kwargs)
         # Behaviour the constructs rely on, whether or not the caller passed cdk.json's context.
         for flag in (
@@ -56,7 +59,7 @@ class DocmillStack(Stack):
         common_env = {
             "POWERTOOLS_METRICS_NAMESPACE": paths.METRICS_NAMESPACE,
             "POWERTOOLS_LOG_LEVEL": "INFO",
-            "DOCMILL_HOME": "/tmp/docmill",
+            "DOCMILL_HOME": "/tmp/docmill",  # noqa: S108 - the only writable path in Lambda
             "DOCMILL_AWS__RAW_BUCKET": storage.raw.bucket_name,
             "DOCMILL_AWS__PROCESSED_BUCKET": storage.processed.bucket_name,
             "DOCMILL_AWS__DATASETS_BUCKET": storage.datasets.bucket_name,
@@ -86,6 +89,21 @@ class DocmillStack(Stack):
             datasets=storage.datasets,
             log_retention_days=config.log_retention_days,
             removal=log_removal,
+            tracing=config.tracing,
+            common_env=common_env,
+        )
+
+        # Fine-tuning: models bucket, training role, generation -> training -> evaluation.
+        self.finetuning = FineTuning(
+            self,
+            "FineTuning",
+            code=self.code,
+            generation=self.generation.state_machine,
+            datasets=storage.datasets,
+            datasets_key=storage.key,
+            access_logs=storage.access_logs,
+            log_retention_days=config.log_retention_days,
+            removal=removal,
             tracing=config.tracing,
             common_env=common_env,
         )
@@ -223,6 +241,9 @@ class DocmillStack(Stack):
             "VectorStoreEndpoint": vs.endpoint,
             "VectorIndex": vs.index_name,
             "LlmEndpointName": self.llm.endpoint_name,
+            "ModelsBucket": self.finetuning.models.bucket_name,
+            "TrainingRoleArn": self.finetuning.training_role.role_arn,
+            "FineTuneStateMachineArn": self.finetuning.state_machine.state_machine_arn,
         }
         if config.llm.mode == "create":
             count = config.llm.instance_count

@@ -8,7 +8,7 @@ Environment variables use the ``DOCMILL_`` prefix and ``__`` for nesting, e.g.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -93,6 +93,7 @@ class AwsSettings(BaseModel):
     raw_bucket: str | None = None
     processed_bucket: str | None = None  # None: outputs go under ``home``
     datasets_bucket: str | None = None
+    models_bucket: str | None = None  # fine-tuned adapters, their cards and the job records (jobs/)
     work_prefix: str = "_work/"
     process_function: str | None = None  # container Lambda that processes one small object
     large_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
@@ -144,9 +145,9 @@ class Settings(BaseSettings):
     tenant: str = "default"
     store: Literal["local", "opensearch", "none"] = "local"
     embedder: str = "minilm"
-    # How the local MiniLM runs: ONNX Runtime (no torch in the process; the default) or the
-    # PyTorch model itself. "onnx-int8" is smaller but its vectors drift further from PyTorch.
-    embed_runtime: Literal["onnx", "onnx-int8", "torch"] = "onnx"
+    # How the local MiniLM runs: ONNX Runtime (no torch in the process: fast cold start, less
+    # memory; the default) or the PyTorch model itself. Vectors agree to cosine > 0.999.
+    embed_runtime: Literal["onnx", "torch"] = "onnx"
     # Where exported models (the ONNX embedder) are cached; filled by scripts/install.sh.
     model_cache: Path = Field(default_factory=lambda: Path.home() / ".cache" / "docmill")
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
@@ -161,7 +162,7 @@ class Settings(BaseSettings):
         return self.home / "vectors"
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read the environment once; explicit (CLI) values win over it."""
     clean = {k: v for k, v in overrides.items() if v is not None}
     return Settings(**clean)

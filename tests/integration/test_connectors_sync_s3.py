@@ -112,9 +112,9 @@ def test_ecs_task_entry_reads_config_from_s3_and_syncs_one_source(s3, capsys):
     s3.put_object(Bucket="upstream", Key="a/doc.md", Body=b"# a")
     s3.put_object(Bucket="upstream", Key="b/doc.md", Body=b"# b")
     s3.put_object(Bucket="settings", Key="sync.yaml", Body=(
-        "destination: {path: 's3://raw/t'}\n"
-        "sources:\n  - {name: a, type: s3, uri: 's3://upstream/a', destination: {path: 's3://raw/t/a'}}\n"
-        "  - {name: b, type: s3, uri: 's3://upstream/b', destination: {path: 's3://raw/t/b'}}\n").encode())
+        b"destination: {path: 's3://raw/t'}\n"
+        b"sources:\n  - {name: a, type: s3, uri: 's3://upstream/a', destination: {path: 's3://raw/t/a'}}\n"
+        b"  - {name: b, type: s3, uri: 's3://upstream/b', destination: {path: 's3://raw/t/b'}}\n"))
     # When the task runs for source "a"
     code = task_main(["--config", "s3://settings/sync.yaml", "--source", "a"], environ={})
     # Then only source a was synced and the summary is one JSON log line

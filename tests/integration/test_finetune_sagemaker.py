@@ -100,8 +100,9 @@ def test_given_a_job_when_started_then_the_training_job_request_has_the_expected
         assert remote == {"training_job_name": expected["TrainingJobName"], "training_job_arn": ARN,
                           "instance_type": "ml.g5.xlarge", "out": root}
         # Then the code and the base model were uploaded, the code holding docmill and the entry script
-        names = tarfile.open(fileobj=io.BytesIO(s3.get_object(
-            Bucket="models", Key="code/ft-20260101-120000-abcdef/sourcedir.tar.gz")["Body"].read())).getnames()
+        with tarfile.open(fileobj=io.BytesIO(s3.get_object(
+                Bucket="models", Key="code/ft-20260101-120000-abcdef/sourcedir.tar.gz")["Body"].read())) as tar:
+            names = tar.getnames()
         assert {ENTRY_SCRIPT, "requirements.txt", "docmill/finetune/entry.py", "docmill/storage/s3.py"} <= set(names)
         assert s3.head_object(Bucket="models", Key="base/base.gguf")["ContentLength"] == gguf.stat().st_size
 
@@ -151,7 +152,8 @@ def test_given_long_tenant_names_then_job_names_fit_sagemaker_rules() -> None:
 def test_given_the_code_archive_when_run_as_sagemaker_would_then_it_trains_and_publishes(tmp_path: Path) -> None:
     # Given the submitted code extracted on its own (no repository on the path) and SM_* folders
     code = tmp_path / "code"
-    tarfile.open(fileobj=io.BytesIO(code_archive(REPO / "layers" / "docmill"))).extractall(code, filter="data")
+    with tarfile.open(fileobj=io.BytesIO(code_archive(REPO / "layers" / "docmill"))) as tar:
+        tar.extractall(code, filter="data")
     dataset = write_docmill_dataset(tmp_path / "train")
     tiny = build_tiny_llama(tmp_path / "base")
     params = FinetuneParams(format="completion", method="sft", max_steps=2, batch_size=2, eval_samples=1,

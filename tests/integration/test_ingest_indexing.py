@@ -16,7 +16,7 @@ from docmill.vectorstores import SearchFilter
 from tests.support.vector_fixtures import opensearch_server, store  # noqa: F401
 
 
-def _ingestor(home: Path, store, embedder, **options) -> Ingestor:  # noqa: F811
+def _ingestor(home: Path, store, embedder, **options) -> Ingestor:
     return Ingestor(
         output=LocalStore(home), collection="c", options=IngestOptions(workers=1, **options), embedder=embedder, vector_store=store
     )
@@ -31,11 +31,11 @@ def _expected_ids(home: Path, sources: list[Path]) -> set[str]:
     return ids
 
 
-def _indexed_ids(store) -> set[str]:  # noqa: F811
+def _indexed_ids(store) -> set[str]:
     return {c.chunk_id for c in store.iter_chunks("c")}
 
 
-def test_index_tracks_current_versions_through_a_file_lifecycle(store, tmp_path, corpus_docs, embedder):  # noqa: F811
+def test_index_tracks_current_versions_through_a_file_lifecycle(store, tmp_path, corpus_docs, embedder):
     src, home = tmp_path / "src", tmp_path / "home"
     src.mkdir()
     notes, memo = src / "notes.txt", src / "memo.pdf"

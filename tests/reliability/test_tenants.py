@@ -62,20 +62,20 @@ def test_the_cli_refuses_a_traversal_collection_name_before_writing(tmp_path):
     assert not (tmp_path / "vectors").exists() and not list((tmp_path / "home").rglob("*.json"))
 
 
-def _ingestor(home: Path, store, tenant: str) -> Ingestor:  # noqa: F811
+def _ingestor(home: Path, store, tenant: str) -> Ingestor:
     return Ingestor(output=LocalStore(home), collection="shared", tenant=tenant, options=IngestOptions(workers=1),
                     embedder=HashingEmbedder(), vector_store=store)
 
 
-def _ids(store, tenant: str) -> set[str]:  # noqa: F811
+def _ids(store, tenant: str) -> set[str]:
     return {c.chunk_id for c in store.iter_chunks("shared", tenant=tenant)}
 
 
-def _texts(store, tenant: str) -> str:  # noqa: F811
+def _texts(store, tenant: str) -> str:
     return " ".join(c.text for c in store.iter_chunks("shared", tenant=tenant))
 
 
-def test_two_tenants_on_the_same_path_never_see_skip_or_delete_each_others_data(store, tmp_path):  # noqa: F811
+def test_two_tenants_on_the_same_path_never_see_skip_or_delete_each_others_data(store, tmp_path):
     src, home = tmp_path / "src", tmp_path / "home"
     src.mkdir()
     doc = src / "policy.txt"

@@ -40,7 +40,7 @@ class HashingEmbedder(Embedder):
         for text in texts:
             vec = np.zeros(self.dimension, dtype=np.float32)
             for word in _WORD.findall(text.lower()):
-                h = int(hashlib.md5(word.encode()).hexdigest(), 16)
+                h = int(hashlib.md5(word.encode(), usedforsecurity=False).hexdigest(), 16)
                 vec[h % self.dimension] += 1.0 if (h >> 64) & 1 else -1.0
             norm = float(np.linalg.norm(vec))
             out.append((vec / norm if norm else vec).tolist())

@@ -195,7 +195,7 @@ class OpenSearchDouble:
                 if self.command != "HEAD":
                     self.wfile.write(data)
 
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle  # noqa: N815 - http.server's names
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
@@ -406,7 +406,7 @@ class OpenSearchDouble:
             if key not in ("properties", "dynamic", "_source"):
                 raise error(400, "mapper_parsing_exception", f"Root mapping definition has unsupported parameters:  [{key} : {json.dumps(mapping[key])}]")
         if "dynamic" in mapping and str(mapping["dynamic"]).lower() not in ("true", "false", "strict"):
-            raise error(400, "mapper_parsing_exception", f"Could not convert [dynamic.dynamic] to boolean")
+            raise error(400, "mapper_parsing_exception", "Could not convert [dynamic.dynamic] to boolean")
         for fname, spec in (mapping.get("properties") or {}).items():
             self._validate_field(fname, spec, knn_enabled)
         self.indices[name] = Index(name=name, mapping=mapping, settings=settings)
@@ -542,7 +542,7 @@ class OpenSearchDouble:
             if op != "delete":
                 i += 1
                 if i >= len(lines):
-                    raise error(400, "illegal_argument_exception", f"The bulk request must be terminated by a newline [\\n]")
+                    raise error(400, "illegal_argument_exception", "The bulk request must be terminated by a newline [\\n]")
                 try:
                     source = json.loads(lines[i])
                 except ValueError as exc:
@@ -742,7 +742,7 @@ class OpenSearchDouble:
 
     def _count(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         idx = self._index(name)
-        for key, value in body.items():
+        for key in body:
             if key != "query":
                 raise error(400, "parsing_exception", f"request does not support [{key}]")
         matcher = self._compile(idx, body.get("query", {"match_all": {}}), top_level=True)
@@ -781,7 +781,7 @@ class OpenSearchDouble:
         if not isinstance(query, dict) or len(query) != 1:
             if isinstance(query, dict) and len(query) > 1:
                 raise error(400, "parsing_exception", f"[{list(query)[0]}] malformed query, expected [END_OBJECT] but found [FIELD_NAME]")
-            raise error(400, "parsing_exception", f"query malformed, must start with start_object")
+            raise error(400, "parsing_exception", "query malformed, must start with start_object")
         qtype, spec = next(iter(query.items()))
         if qtype == "match_all":
             return lambda _i, _d: 1.0
@@ -857,7 +857,7 @@ class OpenSearchDouble:
                     raise error(400, "parsing_exception", "[term] query does not support [field]")
                 raw = raw["value"]
             if isinstance(raw, (list, dict)):
-                raise error(400, "parsing_exception", f"[term] query does not support array of values")
+                raise error(400, "parsing_exception", "[term] query does not support array of values")
             wanted = [raw]
         else:
             if not isinstance(raw, list):
@@ -886,7 +886,7 @@ class OpenSearchDouble:
 
     def _compile_match(self, idx: Index, spec: Any) -> Matcher:
         if not isinstance(spec, dict) or len(spec) != 1:
-            raise error(400, "parsing_exception", "[match] query doesn't support multiple fields, found [%s]" % list(spec or {}))
+            raise error(400, "parsing_exception", f"[match] query doesn't support multiple fields, found [{list(spec or {})}]")
         fname, raw = next(iter(spec.items()))
         operator = "or"
         if isinstance(raw, dict):
@@ -945,7 +945,7 @@ class OpenSearchDouble:
             raise error(400, "parsing_exception", "[knn] field 'vector' requires to be non-null and non-empty")
         k = body.get("k")
         if not isinstance(k, int) or isinstance(k, bool) or not 0 < k <= 10000:
-            raise error(400, "illegal_argument_exception", f"[knn] requires k to be in the range (0, 10000]")
+            raise error(400, "illegal_argument_exception", "[knn] requires k to be in the range (0, 10000]")
         if len(vector) != fspec["dimension"]:
             raise shard_failure(idx.name, "illegal_argument_exception", f"Query vector has invalid dimension: {len(vector)}. Dimension should be: {fspec['dimension']}")
         method = fspec.get("method") or {}

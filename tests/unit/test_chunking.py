@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from docmill.config import ChunkingOptions
@@ -52,7 +54,7 @@ def test_max_characters_is_a_hard_limit_and_overlap_repeats_text(elements):
     chunks = chunk_elements(clean_elements(list(elements)), options)
 
     assert all(len(c.text) <= 300 for c in chunks)
-    assert any(prev.text[-40:].strip()[:20] in cur.text for prev, cur in zip(chunks, chunks[1:]))
+    assert any(prev.text[-40:].strip()[:20] in cur.text for prev, cur in itertools.pairwise(chunks))
 
 
 def test_basic_strategy_ignores_section_boundaries(elements):

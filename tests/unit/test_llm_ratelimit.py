@@ -187,7 +187,7 @@ def test_transient_errors_are_retried_until_success(error):
 
 def test_retries_stop_at_max_retries_and_the_last_error_propagates():
     clock = FakeClock()
-    llm = ScriptedLLM(["never"], failures={i: LLMTimeout for i in range(10)}, guard=_guard(clock, retries=2))
+    llm = ScriptedLLM(["never"], failures=dict.fromkeys(range(10), LLMTimeout), guard=_guard(clock, retries=2))
 
     with pytest.raises(LLMTimeout) as raised:
         llm.chat(USER)

@@ -18,13 +18,13 @@ import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 from typing import Any
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class StateStore(ABC):
@@ -81,7 +81,7 @@ class SqliteState(StateStore):
 
     def list(self, tenant: str, kind: str, *, limit: int | None = None, newest_first: bool = False) -> list[dict[str, Any]]:
         order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT data FROM records WHERE tenant = ? AND kind = ? ORDER BY id {order}"
+        sql = f"SELECT data FROM records WHERE tenant = ? AND kind = ? ORDER BY id {order}"  # noqa: S608 - order is ASC or DESC
         args: tuple[Any, ...] = (tenant, kind)
         if limit is not None:
             sql += " LIMIT ?"

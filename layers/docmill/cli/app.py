@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,7 +17,7 @@ app = typer.Typer(
 
 # Shared option types, so every command spells them the same way.
 HomeOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--home", help="workspace folder (env DOCMILL_HOME, default ./.docmill)", show_default=False),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="print one JSON object for scripts")]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -46,8 +46,8 @@ def _first_record(paths: dict[str, str]) -> dict[str, Any] | None:
 @app.command("demo")
 def demo(
     home: HomeOption = None,
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="datasets folder (default <home>/datasets/demo)")] = None,
-    llm: Annotated[Optional[str], typer.Option("--llm", help="model (default: the embedded local model)")] = "local",
+    out: Annotated[str | None, typer.Option("--out", "-o", help="datasets folder (default <home>/datasets/demo)")] = None,
+    llm: Annotated[str | None, typer.Option("--llm", help="model (default: the embedded local model)")] = "local",
     max_chunks: Annotated[int, typer.Option("--max-chunks", min=1, help="chunks to generate from")] = 4,
     questions_per_chunk: Annotated[int, typer.Option("--questions-per-chunk", "-q", min=1, max=10)] = 1,
     json_out: JsonOption = False,

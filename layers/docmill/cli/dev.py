@@ -7,7 +7,7 @@ import json
 import signal
 import sys
 import threading
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ def dev(
     port: Annotated[int, typer.Option("--port", help="port of the local AWS endpoint (0: a free one)")] = 4599,
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     endpoint_url: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(
             "--endpoint-url",
             envvar="AWS_ENDPOINT_URL",
@@ -29,7 +29,7 @@ def dev(
     ] = None,
     prefix: Annotated[str, typer.Option("--prefix", help="name prefix of the buckets and queues")] = "docmill-dev",
     llm: Annotated[
-        Optional[str], typer.Option("--llm", help="LLM of the generation tasks: local | openai:URL | sagemaker:ENDPOINT")
+        str | None, typer.Option("--llm", help="LLM of the generation tasks: local | openai:URL | sagemaker:ENDPOINT")
     ] = None,
     workflow: Annotated[
         bool, typer.Option("--workflow/--no-workflow", help="create the generation state machine (synthesised from infra/)")

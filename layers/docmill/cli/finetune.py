@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -14,10 +14,10 @@ from docmill.cli.app import HomeOption, JsonOption, app
 from docmill.errors import ConfigurationError, DocmillError
 
 JobsOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--jobs", envvar="DOCMILL_JOBS", help="job records: folder or s3://bucket/prefix (default <home>/jobs)"),
 ]
-TenantOption = Annotated[Optional[str], typer.Option("--tenant", help="tenant (env DOCMILL_TENANT)")]
+TenantOption = Annotated[str | None, typer.Option("--tenant", help="tenant (env DOCMILL_TENANT)")]
 
 
 def finetuner(settings: Any, jobs: str | None) -> Any:
@@ -59,31 +59,31 @@ def _print_result(summary: dict[str, Any]) -> None:
 
 @app.command("finetune")
 def finetune(
-    dataset: Annotated[Optional[str], typer.Option("--dataset", "-d", help="dataset folder or s3://bucket/prefix")] = None,
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="dataset folder or s3://bucket/prefix")] = None,
     fmt: Annotated[
-        Optional[str], typer.Option("--format", "-f", help="sft|completion|text|dpo|preference|rlhf (default: by method)")
+        str | None, typer.Option("--format", "-f", help="sft|completion|text|dpo|preference|rlhf (default: by method)")
     ] = None,
     base: Annotated[str, typer.Option("--base", help="local (embedded SmolLM2) or PATH (model folder or .gguf)")] = "local",
-    method: Annotated[Optional[str], typer.Option("--method", "-m", help="sft | dpo (default: by format)")] = None,
+    method: Annotated[str | None, typer.Option("--method", "-m", help="sft | dpo (default: by format)")] = None,
     epochs: Annotated[float, typer.Option("--epochs", min=0.01, help="training epochs")] = 1.0,
     lora_r: Annotated[int, typer.Option("--lora-r", min=1, max=256, help="LoRA rank")] = 8,
-    learning_rate: Annotated[Optional[float], typer.Option("--learning-rate", "--lr", min=0)] = None,
+    learning_rate: Annotated[float | None, typer.Option("--learning-rate", "--lr", min=0)] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1)] = 4,
-    max_steps: Annotated[Optional[int], typer.Option("--max-steps", min=1, help="stop after this many steps")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", min=1, help="stop after this many steps")] = None,
     max_length: Annotated[int, typer.Option("--max-length", min=32, help="tokens per record")] = 512,
     eval_samples: Annotated[int, typer.Option("--eval-samples", min=0, help="test questions answered for support")] = 16,
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="model folder or s3:// (default <home>/models/<tenant>/<job>)")] = None,
+    out: Annotated[str | None, typer.Option("--out", "-o", help="model folder or s3:// (default <home>/models/<tenant>/<job>)")] = None,
     on: Annotated[str, typer.Option("--on", help="local | sagemaker")] = "local",
-    resume: Annotated[Optional[str], typer.Option("--resume", help="resume an unfinished local job from its checkpoint")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="resume an unfinished local job from its checkpoint")] = None,
     instance_type: Annotated[str, typer.Option("--instance-type", help="SageMaker instance type")] = "ml.g5.xlarge",
     models_bucket: Annotated[
-        Optional[str], typer.Option("--models-bucket", envvar="DOCMILL_MODELS_BUCKET", help="SageMaker: models bucket")
+        str | None, typer.Option("--models-bucket", envvar="DOCMILL_MODELS_BUCKET", help="SageMaker: models bucket")
     ] = None,
     role_arn: Annotated[
-        Optional[str], typer.Option("--role-arn", envvar="DOCMILL_SAGEMAKER_ROLE_ARN", help="SageMaker: training role")
+        str | None, typer.Option("--role-arn", envvar="DOCMILL_SAGEMAKER_ROLE_ARN", help="SageMaker: training role")
     ] = None,
-    image: Annotated[Optional[str], typer.Option("--image", help="SageMaker: training image URI")] = None,
-    kms_key: Annotated[Optional[str], typer.Option("--kms-key", envvar="DOCMILL_MODELS_KMS_KEY", help="SageMaker: KMS key")] = None,
+    image: Annotated[str | None, typer.Option("--image", help="SageMaker: training image URI")] = None,
+    kms_key: Annotated[str | None, typer.Option("--kms-key", envvar="DOCMILL_MODELS_KMS_KEY", help="SageMaker: KMS key")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="SageMaker: print the cost estimate and request only")] = False,
     json_out: JsonOption = False,
     home: HomeOption = None,
@@ -172,7 +172,7 @@ def _start_sagemaker(service: Any, settings: Any, dataset: str, params: Any, *, 
 
 @app.command("jobs")
 def jobs_command(
-    job_id: Annotated[Optional[str], typer.Argument(help="one job's full record")] = None,
+    job_id: Annotated[str | None, typer.Argument(help="one job's full record")] = None,
     json_out: JsonOption = False,
     home: HomeOption = None,
     tenant: TenantOption = None,
@@ -212,3 +212,74 @@ def jobs_command(
             f"{r.job_id}  {r.status:<9} {r.on:<9} {r.dataset.get('format', '-'):<11} "
             f"tuned loss {'-' if loss is None else f'{loss:.4f}'}  {r.dataset.get('location', '')}"
         )
+
+
+@app.command("deploy")
+def deploy_command(
+    job_id: Annotated[str, typer.Argument(help="a completed fine-tune job")],
+    role_arn: Annotated[
+        str | None, typer.Option("--role-arn", envvar="DOCMILL_SAGEMAKER_ROLE_ARN", help="endpoint execution role")
+    ] = None,
+    models_bucket: Annotated[
+        str | None, typer.Option("--models-bucket", envvar="DOCMILL_MODELS_BUCKET", help="models bucket")
+    ] = None,
+    instance_type: Annotated[str, typer.Option("--instance-type")] = "ml.g5.xlarge",
+    json_out: JsonOption = False,
+    home: HomeOption = None,
+    tenant: TenantOption = None,
+    jobs: JobsOption = None,
+) -> None:
+    """Serve a tuned adapter on the tenant's SageMaker endpoint (LMI container, LoRA inference component)."""
+    from docmill import aws
+    from docmill.config import load_settings
+    from docmill.finetune.endpoint import adapter_archive, deploy_adapter
+    from docmill.finetune.model import load_base, resolve_base
+    from docmill.finetune.sagemaker import ensure_uploaded
+
+    try:
+        settings = load_settings(home=home, tenant=tenant)
+        if not role_arn or not models_bucket:
+            raise ConfigurationError("deploy needs --role-arn and --models-bucket (env DOCMILL_SAGEMAKER_ROLE_ARN, DOCMILL_MODELS_BUCKET)")
+        service = finetuner(settings, jobs)
+        record = service.jobs.get(settings.tenant, job_id)
+        s3 = aws.client("s3")
+        adapter_uri = ensure_uploaded(s3, models_bucket, f"{settings.tenant}/{job_id}/adapter.tar.gz",
+                                      adapter_archive(service.adapter_dir(settings.tenant, job_id)))
+        base = resolve_base(str(record.params.get("base", "local")), cache_dir=service.cache_dir)
+        if base.path.suffix == ".gguf":  # serving needs the converted weights folder
+            load_base(base, cache_dir=service.cache_dir)
+            base = resolve_base(str(record.params.get("base", "local")), cache_dir=service.cache_dir)
+        prefix = f"base/hf/{base.path.name}"
+        for path in sorted(p for p in base.path.rglob("*") if p.is_file()):
+            ensure_uploaded(s3, models_bucket, f"{prefix}/{path.relative_to(base.path).as_posix()}", path)
+        sagemaker = aws.client("sagemaker")
+        names = deploy_adapter(sagemaker, tenant=settings.tenant, job_id=job_id, adapter_uri=adapter_uri,
+                               base_model_uri=f"s3://{models_bucket}/{prefix}", role_arn=role_arn,
+                               region=sagemaker.meta.region_name, instance_type=instance_type)
+        service.jobs.update(record, remote={**record.remote, "serving": names})
+    except (DocmillError, ValueError) as exc:
+        raise _fail(exc, json_out) from None
+    typer.echo(json.dumps(names) if json_out else f"{job_id} answers on {names['endpoint']} ({names['inference_component']})")
+
+
+@app.command("undeploy")
+def undeploy_command(
+    job_id: Annotated[str | None, typer.Argument(help="the adapter to remove")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="delete the tenant's whole endpoint")] = False,
+    json_out: JsonOption = False,
+    home: HomeOption = None,
+    tenant: TenantOption = None,
+) -> None:
+    """Tear down a tuned adapter's inference component, or with --all the tenant's endpoint."""
+    from docmill import aws
+    from docmill.config import load_settings
+    from docmill.finetune.endpoint import undeploy
+
+    try:
+        settings = load_settings(home=home, tenant=tenant)
+        if not job_id and not everything:
+            raise ConfigurationError("name a JOB_ID or pass --all")
+        deleted = undeploy(aws.client("sagemaker"), tenant=settings.tenant, job_id=job_id, everything=everything)
+    except (DocmillError, ValueError) as exc:
+        raise _fail(exc, json_out) from None
+    typer.echo(json.dumps({"deleted": deleted}) if json_out else ("deleted: " + ", ".join(deleted) if deleted else "nothing to delete"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -106,28 +106,28 @@ def generate(
     collection: CollectionOption,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="dataset name (folder prefix <dataset>-<format>)")],
     llm: Annotated[
-        Optional[str], typer.Option("--llm", help="local | openai:URL | sagemaker:ENDPOINT (env DOCMILL_LLM__SPEC)")
+        str | None, typer.Option("--llm", help="local | openai:URL | sagemaker:ENDPOINT (env DOCMILL_LLM__SPEC)")
     ] = None,
     questions_per_chunk: Annotated[int, typer.Option("--questions-per-chunk", "-q", min=1, max=20)] = 3,
-    formats: Annotated[Optional[list[str]], typer.Option("--formats", "-f", help=FORMATS_HELP)] = None,
+    formats: Annotated[list[str] | None, typer.Option("--formats", "-f", help=FORMATS_HELP)] = None,
     out: Annotated[
-        Optional[str], typer.Option("--out", "-o", help="folder or s3://bucket/prefix (default <home>/datasets/<dataset>)")
+        str | None, typer.Option("--out", "-o", help="folder or s3://bucket/prefix (default <home>/datasets/<dataset>)")
     ] = None,
-    max_chunks: Annotated[Optional[int], typer.Option("--max-chunks", min=1, help="sample at most this many chunks")] = None,
+    max_chunks: Annotated[int | None, typer.Option("--max-chunks", min=1, help="sample at most this many chunks")] = None,
     budget_tokens: Annotated[
-        Optional[int], typer.Option("--budget-tokens", min=1, help="stop cleanly after this many tokens")
+        int | None, typer.Option("--budget-tokens", min=1, help="stop cleanly after this many tokens")
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print planned calls and a token estimate, call nothing")] = False,
     json_out: JsonOption = False,
     home: HomeOption = None,
-    concurrency: Annotated[Optional[int], typer.Option("--concurrency", min=1, max=256, help="parallel LLM calls")] = None,
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=256, help="parallel LLM calls")] = None,
     seed: Annotated[int, typer.Option("--seed", help="sampling, split and strategy seed")] = 0,
     prompts: Annotated[
-        Optional[Path], typer.Option("--prompts", help="folder of prompt overrides (question/answer/rejected/judge.yaml)")
+        Path | None, typer.Option("--prompts", help="folder of prompt overrides (question/answer/rejected/judge.yaml)")
     ] = None,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="chunks retrieved per question")] = 4,
     min_margin: Annotated[
-        Optional[float], typer.Option("--min-margin", min=0, max=4, help="judge margin a preference pair needs")
+        float | None, typer.Option("--min-margin", min=0, max=4, help="judge margin a preference pair needs")
     ] = None,
     license_id: Annotated[
         str, typer.Option("--license", help="license written to the dataset card (hub identifier, e.g. cc-by-4.0)")

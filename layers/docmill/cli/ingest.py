@@ -3,11 +3,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from docmill.cli.app import CollectionOption, HomeOption, JsonOption, app
@@ -15,6 +16,10 @@ from docmill.config import ChunkingOptions, IngestOptions, PartitionOptions, Set
 from docmill.errors import DocmillError
 from docmill.models import FileResult, IngestReport
 from docmill.storage import open_store
+
+if TYPE_CHECKING:  # the pipeline imports the heavy stack; commands that do not ingest skip it
+    from docmill.ingest import Ingestor
+    from docmill.ingest.pipeline import IngestProgress
 
 
 class RichProgress:
@@ -32,15 +37,17 @@ class RichProgress:
             transient=False,
             disable=not console.is_terminal,
         )
-        self.task = None
+        self.task: TaskID | None = None
         self.pages = 0
 
     def __enter__(self) -> RichProgress:
         self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.bar.__exit__(*exc)
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.bar.__exit__(exc_type, exc, tb)
 
     def started(self, total_files: int) -> None:
         self.task = self.bar.add_task("ingesting", total=total_files, pages=0)
@@ -50,7 +57,8 @@ class RichProgress:
 
     def file_finished(self, result: FileResult) -> None:
         self.pages += result.pages or 0
-        self.bar.update(self.task, advance=1, pages=self.pages, description=Path(result.source).name[:40])
+        if self.task is not None:
+            self.bar.update(self.task, advance=1, pages=self.pages, description=Path(result.source).name[:40])
 
 
 def build_ingestor(
@@ -59,10 +67,10 @@ def build_ingestor(
     collection: str,
     out: str | None,
     store: str | None,
-    progress=None,  # noqa: ANN001
+    progress: IngestProgress | None = None,
     lenient_pdf: bool = False,
     embed: bool = True,
-):  # noqa: ANN201
+) -> Ingestor:
     """Wire an Ingestor from settings: output location, embedder, vector store."""
     from docmill.embeddings import embedder_for, model_id_for
     from docmill.ingest import Ingestor
@@ -117,8 +125,8 @@ def ingest(
     inputs: Annotated[list[str], typer.Argument(help="files, folders (walked recursively), s3://bucket/key or prefix")],
     collection: CollectionOption = "default",
     home: HomeOption = None,
-    out: Annotated[Optional[str], typer.Option("--out", help="write outputs here: a folder or s3://bucket/prefix")] = None,
-    store: Annotated[Optional[str], typer.Option("--store", help="vector index: local | opensearch | none")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="write outputs here: a folder or s3://bucket/prefix")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="vector index: local | opensearch | none")] = None,
     chunking: Annotated[str, typer.Option("--chunking", help="by_title | basic")] = "by_title",
     max_characters: Annotated[int, typer.Option(help="hard chunk size limit")] = 1000,
     new_after_n_chars: Annotated[int, typer.Option(help="soft limit: start a new chunk after this")] = 800,
@@ -129,9 +137,12 @@ def ingest(
     max_pages: Annotated[int, typer.Option(help="refuse documents with more pages than this")] = 5000,
     workers: Annotated[int, typer.Option(help="parallel partition processes (0 = one per core)")] = 0,
     batch_size: Annotated[int, typer.Option(help="embedding batch size (small is fastest on a CPU)")] = 8,
+    embed_runtime: Annotated[
+        str | None, typer.Option("--embed-runtime", help="onnx | torch (env DOCMILL_EMBED_RUNTIME; default onnx)")
+    ] = None,
     lenient_pdf: Annotated[bool, typer.Option("--lenient-pdf", help="ingest what can be recovered from damaged PDFs")] = False,
     force: Annotated[bool, typer.Option("--force", help="re-process unchanged files too")] = False,
-    tenant: Annotated[Optional[str], typer.Option(help="tenant id stored with every chunk")] = None,
+    tenant: Annotated[str | None, typer.Option(help="tenant id stored with every chunk")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Partition, clean, chunk and embed documents; write chunks with lineage; index them."""
@@ -139,12 +150,12 @@ def ingest(
     try:
         options = IngestOptions(
             partition=PartitionOptions(
-                pdf_strategy=pdf_strategy,  # type: ignore[arg-type]
+                pdf_strategy=pdf_strategy,
                 max_file_bytes=int(max_file_mb * 1024 * 1024),
                 max_pages=max_pages,
             ),
             chunking=ChunkingOptions(
-                strategy=chunking,  # type: ignore[arg-type]
+                strategy=chunking,
                 max_characters=max_characters,
                 new_after_n_chars=new_after_n_chars,
                 overlap=overlap,
@@ -154,7 +165,7 @@ def ingest(
             embed_batch_size=batch_size,
             force=force,
         )
-        settings = load_settings(home=home, tenant=tenant, ingest=options)
+        settings = load_settings(home=home, tenant=tenant, ingest=options, embed_runtime=embed_runtime)
         with RichProgress(console) as progress:
             ingestor = build_ingestor(settings, collection=collection, out=out, store=store, progress=progress, lenient_pdf=lenient_pdf)
             report = ingestor.run(inputs)

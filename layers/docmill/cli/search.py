@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -32,10 +32,10 @@ def search(
     json_output: JsonOption = False,
     home: HomeOption = None,
     store: Annotated[
-        Optional[str], typer.Option("--store", help="local | opensearch (env DOCMILL_STORE)", show_default=False)
+        str | None, typer.Option("--store", help="local | opensearch (env DOCMILL_STORE)", show_default=False)
     ] = None,
     hybrid: Annotated[bool, typer.Option("--hybrid", help="combine BM25 keyword scores with k-NN")] = False,
-    tenant: Annotated[Optional[str], typer.Option("--tenant", help="tenant (env DOCMILL_TENANT)")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="tenant (env DOCMILL_TENANT)")] = None,
 ) -> None:
     """Embed QUERY and print the nearest chunks with score, source, pages and a snippet."""
     from docmill.config import load_settings

@@ -7,7 +7,7 @@ import json
 import socket
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -33,10 +33,10 @@ def default_web_dir() -> Path | None:
 def serve(
     host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0 = any free port")] = 8000,
-    llm: Annotated[Optional[str], typer.Option("--llm", help="local | openai:URL | sagemaker:ENDPOINT (env DOCMILL_LLM__SPEC)")] = None,
-    web_dir: Annotated[Optional[Path], typer.Option("--web-dir", help="static web build to serve at / (default: the bundled one)")] = None,
-    max_upload_mb: Annotated[Optional[float], typer.Option("--max-upload-mb", help="largest upload (413 beyond)")] = None,
-    rate_limit: Annotated[Optional[int], typer.Option("--rate-limit", help="requests per tenant per minute (0 = none)")] = None,
+    llm: Annotated[str | None, typer.Option("--llm", help="local | openai:URL | sagemaker:ENDPOINT (env DOCMILL_LLM__SPEC)")] = None,
+    web_dir: Annotated[Path | None, typer.Option("--web-dir", help="static web build to serve at / (default: the bundled one)")] = None,
+    max_upload_mb: Annotated[float | None, typer.Option("--max-upload-mb", help="largest upload (413 beyond)")] = None,
+    rate_limit: Annotated[int | None, typer.Option("--rate-limit", help="requests per tenant per minute (0 = none)")] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
@@ -78,8 +78,10 @@ def serve(
         sys.stdout.write(f"docmill API on {info['api']} (docs: {info['api']}/docs)"
                          + (f", web app on {info['url']}" if web else "") + "\n")
     sys.stdout.flush()
+    # Keep-alive longer than clients' own idle expiry (httpx, browsers: 5-60 s), so the server
+    # never closes a connection at the moment a client reuses it (a "connection reset").
     config = uvicorn.Config(create_app(services), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=5, timeout_keep_alive=75)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
@@ -89,7 +91,7 @@ def serve(
 @tenants_app.command("create")
 def tenants_create(
     name: Annotated[str, typer.Argument(help="tenant name: letters, digits, '.', '_', '-'")],
-    rate_limit: Annotated[Optional[int], typer.Option("--rate-limit", help="requests per minute for this tenant")] = None,
+    rate_limit: Annotated[int | None, typer.Option("--rate-limit", help="requests per minute for this tenant")] = None,
     json_output: JsonOption = False,
     home: HomeOption = None,
 ) -> None:
@@ -113,7 +115,7 @@ def tenants_create(
 @tenants_app.command("key")
 def tenants_key(
     name: Annotated[str, typer.Argument(help="tenant")],
-    user: Annotated[Optional[str], typer.Option("--user", help="register this user in the tenant and bind the key to it")] = None,
+    user: Annotated[str | None, typer.Option("--user", help="register this user in the tenant and bind the key to it")] = None,
     admin: Annotated[bool, typer.Option("--admin", help="the key may post notices")] = False,
     json_output: JsonOption = False,
     home: HomeOption = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -39,7 +39,7 @@ def sync_command(
     json_out: JsonOption = False,
     home: HomeOption = None,
     source: Annotated[
-        Optional[list[str]], typer.Option("--source", "-s", help="sync only this source (repeatable)")
+        list[str] | None, typer.Option("--source", "-s", help="sync only this source (repeatable)")
     ] = None,
 ) -> None:
     """Sync documents from the configured sources; only changes move, deletions propagate."""

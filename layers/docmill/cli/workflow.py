@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,15 +17,15 @@ DEV_STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:docmill-
 def workflow(
     collection: CollectionOption,
     dataset: Annotated[str, typer.Option("--dataset", "-d", help="dataset name")],
-    tenant: Annotated[Optional[str], typer.Option("--tenant", help="only this tenant's chunks")] = None,
-    questions_per_chunk: Annotated[Optional[int], typer.Option("--questions-per-chunk", min=1)] = None,
-    max_chunks: Annotated[Optional[int], typer.Option("--max-chunks", min=1)] = None,
-    formats: Annotated[Optional[str], typer.Option("--formats", help="comma-separated dataset formats")] = None,
+    tenant: Annotated[str | None, typer.Option("--tenant", help="only this tenant's chunks")] = None,
+    questions_per_chunk: Annotated[int | None, typer.Option("--questions-per-chunk", min=1)] = None,
+    max_chunks: Annotated[int | None, typer.Option("--max-chunks", min=1)] = None,
+    formats: Annotated[str | None, typer.Option("--formats", help="comma-separated dataset formats")] = None,
     state_machine_arn: Annotated[
         str,
         typer.Option("--state-machine-arn", envvar="DOCMILL_STATE_MACHINE_ARN", help="generation state machine"),
     ] = DEV_STATE_MACHINE,
-    name: Annotated[Optional[str], typer.Option("--name", help="execution name (default: generated)")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="execution name (default: generated)")] = None,
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="wait for the execution to end")] = True,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds to wait at most")] = 3600.0,
     as_json: JsonOption = False,

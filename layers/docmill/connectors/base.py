@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import builtins
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -44,7 +45,11 @@ class Connector(ABC):
     """A source of documents. ``list_documents`` must list everything in scope or raise."""
 
     type: ClassVar[str]
-    options_model: ClassVar[type[ConnectorOptions]]
+    options_model: ClassVar[builtins.type[ConnectorOptions]]  # ``type`` here is the attribute above
+
+    @abstractmethod
+    def __init__(self, options: Any, credentials: Mapping[str, str], runtime: Any = None) -> None:
+        """How the registry builds every connector (see ``connectors.registry.build_connector``)."""
 
     @abstractmethod
     def list_documents(self) -> Iterator[SourceDocument]: ...
@@ -81,10 +86,11 @@ def iso_utc(value: float | datetime | str | None) -> str | None:
     if isinstance(value, (int, float)):
         value = datetime.fromtimestamp(float(value), tz=UTC)
     if isinstance(value, str):
+        text = value
         try:
-            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            value = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
-            return value
+            return text
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

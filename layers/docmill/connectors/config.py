@@ -159,7 +159,8 @@ class SyncConfig(BaseModel):
 
     def destination_for(self, source: SourceConfig) -> str:
         dest = source.destination or self.destination
-        assert dest is not None  # checked by the validator
+        if dest is None:  # the validator checks it first
+            raise ConfigurationError(f"source {source.name!r} has no destination")
         return dest.path
 
     def source(self, name: str) -> SourceConfig:

@@ -11,6 +11,7 @@ Serverless (``auth: sigv4``, credentials from the AWS chain).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Mapping
 from typing import Any, Literal
@@ -109,11 +110,10 @@ class ElasticsearchConnector(Connector):
                                          data=json.dumps({"scroll": o.scroll, "scroll_id": page["_scroll_id"]})).json()
         finally:
             if scroll_ids:
-                try:  # free the server's scroll context; it would expire anyway
+                # Free the server's scroll context; it would expire anyway.
+                with contextlib.suppress(requests.RequestException):
                     self.http.session.delete(f"{self.base}/_search/scroll", data=json.dumps({"scroll_id": sorted(scroll_ids)}),
                                              timeout=self.http.timeout)
-                except requests.RequestException:
-                    pass
 
     def list_documents(self) -> Iterator[SourceDocument]:
         o = self.options
@@ -143,7 +143,8 @@ class ElasticsearchConnector(Connector):
             )
 
     def fetch(self, doc: SourceDocument) -> bytes:
-        assert doc.content is not None
+        if doc.content is None:
+            raise ConnectorError(f"{doc.id}: listed without its content")
         return doc.content
 
     def close(self) -> None:

@@ -67,14 +67,16 @@ def _b64url(data: bytes) -> str:
 def service_account_assertion(key: Mapping[str, Any], *, now: float, scope: str = SCOPE) -> str:
     """The signed JWT a service account exchanges for an access token (RFC 7523, RS256)."""
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import padding
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
     header = {"alg": "RS256", "typ": "JWT", "kid": key.get("private_key_id")}
     claims = {"iss": key["client_email"], "scope": scope, "aud": key["token_uri"],
               "iat": int(now), "exp": int(now) + 3600}
     signing_input = f"{_b64url(json.dumps(header).encode())}.{_b64url(json.dumps(claims).encode())}"
     private_key = serialization.load_pem_private_key(key["private_key"].encode(), password=None)
-    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())  # type: ignore[union-attr]
+    if not isinstance(private_key, rsa.RSAPrivateKey):
+        raise ConnectorAuthError("gdrive: the service account key is not an RSA key (RS256 needs one)")
+    signature = private_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
     return f"{signing_input}.{_b64url(signature)}"
 
 

@@ -102,7 +102,8 @@ class MongoDBConnector(Connector):
             raise ConnectorError(f"mongodb: {exc}") from exc
 
     def fetch(self, doc: SourceDocument) -> bytes:
-        assert doc.content is not None
+        if doc.content is None:
+            raise ConnectorError(f"{doc.id}: listed without its content")
         return doc.content
 
     def close(self) -> None:

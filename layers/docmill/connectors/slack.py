@@ -129,7 +129,7 @@ class SlackConnector(Connector):
                 messages = sorted(days[day], key=lambda m: float(m["ts"]))
                 marker = "|".join(
                     f"{m['ts']}:{(m.get('edited') or {}).get('ts', '')}:{m.get('reply_count', 0)}:{m.get('latest_reply', '')}:"
-                    f"{hashlib.sha1((m.get('text') or '').encode()).hexdigest()[:8]}"
+                    f"{hashlib.sha1((m.get('text') or '').encode(), usedforsecurity=False).hexdigest()[:8]}"
                     for m in messages
                 )
                 authors = sorted({m.get("user") or m.get("username") or m.get("bot_id") or "" for m in messages} - {""})

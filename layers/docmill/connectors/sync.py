@@ -14,6 +14,7 @@ limit, network) deletes nothing: a partial listing must never read as mass delet
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from collections import Counter
@@ -103,7 +104,7 @@ def _unique_key(doc: SourceDocument, used: dict[str, str]) -> str:
         used[key] = doc.id
         return key
     stem, dot, ext = key.rpartition(".")
-    suffix = hashlib.sha1(doc.id.encode()).hexdigest()[:8]
+    suffix = hashlib.sha1(doc.id.encode(), usedforsecurity=False).hexdigest()[:8]
     key = f"{stem}-{suffix}.{ext}" if dot and "/" not in ext else f"{key}-{suffix}"
     used[key] = doc.id
     return key
@@ -152,7 +153,7 @@ def _transfer(connector: Connector, job: _Job, destination: ObjectStore, source_
                                synced_at=synced_at)
         destination.write_bytes(job.key, data, content_type=job.doc.content_type, metadata=meta)
         job.written = True
-    except BaseException as exc:  # handed back to the main thread, which decides what it means
+    except BaseException as exc:  # noqa: BLE001 - handed back to the main thread, which decides what it means
         job.error = exc
     return job
 
@@ -228,7 +229,7 @@ def sync_source(
         listing_complete = True
     except DocmillError as exc:
         report.error = f"{exc.code}: {exc.message}"
-    except Exception as exc:  # a connector bug or an unexpected library error: still report it
+    except Exception as exc:  # noqa: BLE001 - a connector bug or an unexpected library error: still report it
         report.error = f"{type(exc).__name__}: {exc}"
     finally:
         # Whatever is still running finishes and is recorded (its object may be written).
@@ -281,7 +282,8 @@ def _commit(
         report.record(DocumentOutcome(source=source_name, id=doc.id, key=key, status="failed", reason=reason,
                                       version=doc.version))
         return
-    assert job.data_sha is not None
+    if job.data_sha is None:  # the job succeeded, so it hashed what it read
+        raise DocmillError(f"{doc.id}: fetched without a checksum")
     state.documents[doc.id] = StateEntry(key=key, version=doc.version, sha256=job.data_sha, modified=doc.modified,
                                          title=doc.title)
     if not job.written:
@@ -290,10 +292,9 @@ def _commit(
     existing.add(key)
     if prev is not None and prev.key != key:
         # Renamed at the source (same id, new path): the old object goes, its chunks with it.
-        try:
+        # Left behind on failure; the next run does not know it any more, so report nothing more.
+        with contextlib.suppress(DocmillError):
             destination.delete(prev.key)
-        except DocmillError:
-            pass  # left behind; the next run does not know it any more, so report nothing more
         existing.discard(prev.key)
     status: DocStatus = "updated" if prev is not None and job.present else "added"
     report.record(DocumentOutcome(source=source_name, id=doc.id, key=key, status=status, version=doc.version,

@@ -34,8 +34,8 @@ def assign_splits(
 
     total = sum(records_per_source.values()) or len(sources)
     target = {s: shares[s] * total for s in SPLITS}
-    assigned_records = {s: 0.0 for s in SPLITS}
-    assigned_sources = {s: 0 for s in SPLITS}
+    assigned_records = dict.fromkeys(SPLITS, 0.0)
+    assigned_sources = dict.fromkeys(SPLITS, 0)
     result: dict[str, str] = {}
 
     if len(sources) <= len(positive):

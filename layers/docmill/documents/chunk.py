@@ -25,13 +25,13 @@ def chunk_elements(elements: list[Any], options: ChunkingOptions) -> list[ChunkD
 
 
 def _chunk(elements: list[Any], options: ChunkingOptions) -> list[Any]:
-    common = dict(
-        max_characters=options.max_characters,
-        new_after_n_chars=options.new_after_n_chars,
-        overlap=options.overlap,
-        overlap_all=options.overlap_all,
-        include_orig_elements=True,
-    )
+    common: dict[str, Any] = {
+        "max_characters": options.max_characters,
+        "new_after_n_chars": options.new_after_n_chars,
+        "overlap": options.overlap,
+        "overlap_all": options.overlap_all,
+        "include_orig_elements": True,
+    }
     if options.strategy == "by_title":
         from unstructured.chunking.title import chunk_by_title
 

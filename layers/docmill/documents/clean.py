@@ -27,10 +27,7 @@ def clean_elements(elements: list[Any], *, drop_headers_footers: bool = True) ->
         if element.category in PROSE_CATEGORIES and "\n" in text:
             text = group_broken_paragraphs(text)
         text = replace_unicode_quotes(text).translate(_QUOTES)
-        if element.category != "Table":
-            text = clean_extra_whitespace(text)
-        else:
-            text = text.strip()
+        text = text.strip() if element.category == "Table" else clean_extra_whitespace(text)
         if not text:
             continue
         element.text = text

@@ -192,7 +192,7 @@ def _check_msg(data: bytes) -> None:
         msg = Message.load(io.BytesIO(data))
         content_type = msg.message_headers.get("Content-Type", "")
         message_class = (msg.message_class or "").upper()
-    except Exception as exc:  # noqa: BLE001 - the reader raises many kinds of error on damage
+    except Exception as exc:
         raise CorruptDocument(f"the Outlook message cannot be read: {exc}") from exc
     if "encrypted" in content_type or "pkcs7-mime" in content_type or message_class.startswith("IPM.NOTE.SMIME"):
         raise EncryptedDocument("the email is encrypted (PGP/S-MIME); its body cannot be read without the key")

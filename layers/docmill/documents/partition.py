@@ -39,7 +39,7 @@ def call_partition(path: Path, *, name: str, strategy: str, options: PartitionOp
         )
     except DocumentError:
         raise
-    except Exception as exc:  # noqa: BLE001 - Unstructured raises anything; turn it into a reason
+    except Exception as exc:
         raise _translate(exc) from exc
 
 

@@ -110,7 +110,7 @@ class RangeAssembler:
     _chain: list[Any] = field(default_factory=list)
     _raw_text: bool = False
     records: list[ChunkRecord] = field(default_factory=list)  # every chunk so far, in order
-    _chunker: StreamingChunker | None = None
+    _chunker: StreamingChunker = field(init=False)
     _started: float = field(default_factory=time.perf_counter)
 
     def __post_init__(self) -> None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from docmill.embeddings.base import Embedder
 from docmill.errors import ConfigurationError
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __all__ = ["RUNTIMES", "Embedder", "embedder_for", "get_embedder", "model_id_for"]
 
 _MINILM_NAMES = ("minilm", "local", "all-MiniLM-L6-v2")
-RUNTIMES = ("onnx", "onnx-int8", "torch")
+RUNTIMES = ("onnx", "torch")
 
 
 def model_id_for(name: str) -> str:
@@ -25,11 +25,11 @@ def model_id_for(name: str) -> str:
 
 
 def get_embedder(
-    name: str = "minilm", *, runtime: str = "torch", cache_dir: Path | None = None, **kwargs
+    name: str = "minilm", *, runtime: str = "torch", cache_dir: Path | None = None, **kwargs: Any
 ) -> Embedder:
     """Resolve an embedder by name and runtime; heavy imports happen only for the one asked for.
 
-    ``runtime`` "onnx"/"onnx-int8" need ``cache_dir`` (where the exported model lives, exported
+    ``runtime`` "onnx" needs ``cache_dir`` (where the exported model lives, exported
     there on first use); "torch" loads the PyTorch model.
     """
     model_id_for(name)  # validates the name
@@ -44,10 +44,10 @@ def get_embedder(
     from docmill.embeddings.export import ensure_onnx_model, packaged_model_dir
     from docmill.embeddings.onnx import OnnxEmbedder
 
-    model_file = ensure_onnx_model(cache_dir, quantize=runtime == "onnx-int8")
+    model_file = ensure_onnx_model(cache_dir)
     return OnnxEmbedder.shared(model_file, packaged_model_dir(), **kwargs)
 
 
-def embedder_for(settings: Settings, **kwargs) -> Embedder:
+def embedder_for(settings: Settings, **kwargs: Any) -> Embedder:
     """The embedder the settings name, on the runtime they choose."""
     return get_embedder(settings.embedder, runtime=settings.embed_runtime, cache_dir=settings.model_cache, **kwargs)

@@ -14,7 +14,7 @@ class Embedder(ABC):
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed passages (in batches); vectors are L2-normalised so dot product = cosine."""
 
-    def set_threads(self, threads: int) -> None:
+    def set_threads(self, threads: int) -> None:  # noqa: B027 - optional hook
         """A hint: use this many CPU threads (the ingest pipeline lowers it while workers partition)."""
 
     def embed_query(self, text: str) -> list[float]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from docmill.embeddings.base import Embedder
 from docmill.errors import EmbeddingError
@@ -44,7 +44,7 @@ class LocalEmbedder(Embedder):
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls, **kwargs) -> LocalEmbedder:
+    def shared(cls, **kwargs: Any) -> LocalEmbedder:
         """One loaded model per process and settings: loading costs seconds, reuse costs nothing."""
         key = tuple(sorted(kwargs.items()))
         with cls._shared_lock:

@@ -12,7 +12,7 @@ import json
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from docmill.embeddings.base import Embedder
 from docmill.embeddings.local import MODEL_ID
@@ -39,7 +39,7 @@ class OnnxEmbedder(Embedder):
         max_len = int(json.loads((model_dir / "sentence_bert_config.json").read_text()).get("max_seq_length", 256))
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self._tokenizer.enable_truncation(max_length=max_len)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
         self._lock = threading.Lock()
         self._threads = threads or 0
         self._session = self._open(self._threads)
@@ -53,11 +53,11 @@ class OnnxEmbedder(Embedder):
         opts.log_severity_level = 3
         try:
             return self._ort.InferenceSession(str(self.model_file), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # noqa: BLE001 - a truncated or foreign file
+        except Exception as exc:
             raise EmbeddingError(f"cannot load the ONNX model {self.model_file}: {exc}") from exc
 
     @classmethod
-    def shared(cls, model_file: Path, model_dir: Path, **kwargs) -> OnnxEmbedder:
+    def shared(cls, model_file: Path, model_dir: Path, **kwargs: Any) -> OnnxEmbedder:
         """One session per process and settings."""
         key = (str(model_file), str(model_dir), *sorted(kwargs.items()))
         with cls._shared_lock:

@@ -19,9 +19,9 @@ def write_loss_plot(
     val = [(h["step"], h["eval_loss"]) for h in history if "eval_loss" in h and "step" in h]
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     if train:
-        ax.plot(*zip(*train), marker=".", label="training loss")
+        ax.plot(*zip(*train, strict=True), marker=".", label="training loss")
     if val:
-        ax.plot(*zip(*val), marker="o", label="validation loss")
+        ax.plot(*zip(*val, strict=True), marker="o", label="validation loss")
     if base_loss is not None:
         ax.axhline(base_loss, color="grey", linestyle="--", label=f"test NLL, base {base_loss:.3f}")
     if tuned_loss is not None:
@@ -90,7 +90,7 @@ def write_card(
     ]
     if tuned_answers:
         lines += ["", "## Sample answers (test questions)", ""]
-        for b, t in list(zip(base_answers, tuned_answers))[:3]:
+        for b, t in list(zip(base_answers, tuned_answers, strict=False))[:3]:
             lines += [
                 f"**Q:** {t['question']}",
                 "",

@@ -250,7 +250,7 @@ def load_training_data(
     contexts = _contexts(store if folder else parent)
     eval_items = [
         EvalItem(id=rid, prompt=row["prompt"], reference=_reference(row), context=contexts.get(rid, ""))
-        for rid, row in zip(ids["test"], splits["test"])
+        for rid, row in zip(ids["test"], splits["test"], strict=False)
         if "prompt" in row
     ]
     return TrainingData(

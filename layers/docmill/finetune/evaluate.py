@@ -62,7 +62,7 @@ def scored_tokens(tokenizer: Any, row: dict[str, Any], max_length: int) -> tuple
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         if x != y:
             break
         n += 1
@@ -124,7 +124,7 @@ def evaluate(
     loss = test_loss(model, tokenizer, test_rows, max_length=max_length)
     with_context = [i for i in items if i.context]
     answers = generate_answers(model, tokenizer, with_context, max_new_tokens=max_new_tokens) if with_context else []
-    scores = [support_score(a, i.context) for a, i in zip(answers, with_context)]
+    scores = [support_score(a, i.context) for a, i in zip(answers, with_context, strict=False)]
     return Evaluation(
         test_loss=loss,
         perplexity=math.exp(min(loss, 50.0)) if loss is not None else None,
@@ -132,6 +132,6 @@ def evaluate(
         answered=len(answers),
         answers=[
             {"id": i.id, "question": i.prompt[-1]["content"], "answer": a, "reference": i.reference, "support": s}
-            for i, a, s in zip(with_context, answers, scores)
+            for i, a, s in zip(with_context, answers, scores, strict=False)
         ],
     )

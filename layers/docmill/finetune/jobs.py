@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 from docmill.errors import ConfigurationError, JobNotFound, StorageError
@@ -24,7 +24,7 @@ _JOB_ID = re.compile(r"^ft-[0-9]{8}-[0-9]{6}-[0-9a-f]{6}$")
 
 
 def new_job_id(now: float | None = None) -> str:
-    stamp = datetime.fromtimestamp(now if now is not None else time.time(), tz=timezone.utc)
+    stamp = datetime.fromtimestamp(now if now is not None else time.time(), tz=UTC)
     return f"ft-{stamp:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
 
 

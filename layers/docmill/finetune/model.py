@@ -55,6 +55,7 @@ def load_base(base: BaseModel, *, cache_dir: Path | None = None) -> tuple[Any, A
     """(model in float32 on the CPU, tokenizer). A GGUF is converted into ``cache_dir`` once."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    model: Any  # transformers builds the class at run time; attributes are set below
     try:
         if base.path.suffix != ".gguf":
             tokenizer = AutoTokenizer.from_pretrained(base.path, local_files_only=True)

@@ -14,10 +14,7 @@ import re
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _STOP = frozenset(
-    """a an and are as at be been but by can could did do does for from had has have he her his how i if in
-    into is it its may might must no not of on or our she should so such than that the their them then there
-    these they this those to was we were what when where which who why will with would you your also about
-    any all more most other some only very just""".split()
+    ["a", "an", "and", "are", "as", "at", "be", "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "had", "has", "have", "he", "her", "his", "how", "i", "if", "in", "into", "is", "it", "its", "may", "might", "must", "no", "not", "of", "on", "or", "our", "she", "should", "so", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "to", "was", "we", "were", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you", "your", "also", "about", "any", "all", "more", "most", "other", "some", "only", "very", "just"]
 )
 
 

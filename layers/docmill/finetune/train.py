@@ -192,7 +192,7 @@ def run_training(
     history = [dict(entry) for entry in trainer.state.log_history]
     (work_dir / "trainer_log.json").write_text(json.dumps(history, indent=1), encoding="utf-8")
     with (work_dir / "answers.jsonl").open("w", encoding="utf-8") as fh:
-        for b, t in zip(base_eval.answers, tuned_eval.answers):
+        for b, t in zip(base_eval.answers, tuned_eval.answers, strict=False):
             fh.write(json.dumps({**b, "base_answer": b["answer"], "tuned_answer": t["answer"],
                                  "base_support": b["support"], "tuned_support": t["support"]}, ensure_ascii=False) + "\n")
     metrics: dict[str, Any] = {

@@ -442,7 +442,7 @@ class _Caller:
         With ``prefill`` (for clients that continue an assistant message) the reply is primed
         with it and the parser reads prefill + continuation."""
         primer = [ChatMessage(role="assistant", content=prefill)] if prefill and self.llm.supports_prefill else []
-        head = prefill if primer else ""
+        head = prefill if primer and prefill else ""
         response = self.call(sink, stage, chunk_id, [*messages, *primer], params)
         tokens = response.usage.input_tokens + response.usage.output_tokens
         try:
@@ -664,7 +664,7 @@ class GenerationEngine:
             reference_output=item.output,
             chosen=chosen,
             rejected=rejected,
-            rejected_strategy=strategy,  # type: ignore[arg-type]
+            rejected_strategy=strategy,
             distractor_chunk_id=distractor.chunk_id if strategy == "distractor" and distractor else None,
             source=SourceRef(
                 chunk_id=cid,
@@ -774,7 +774,7 @@ class GenerationEngine:
                         for qi, (item, hits) in enumerate(items):
                             ready.append(_QuestionTask(sink, bi, ci, qi, bc, item, hits))
                     else:
-                        task: _QuestionTask = payload
+                        task = payload
                         if result is not None:
                             with self.lock:
                                 task.sink.records.append(result)
@@ -788,7 +788,7 @@ class GenerationEngine:
             # Stopped early: questions queued but never started are dropped and counted.
             for task in ready:
                 task.sink.report.drop("question_budget_exhausted")
-        not_started = [w for w in pending_chunks]
+        not_started = list(pending_chunks)
         for _, _, sink, _ in not_started:
             sink.report.drop("chunk_not_started_budget")
         seconds = time.perf_counter() - started

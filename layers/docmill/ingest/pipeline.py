@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing
 import os
 import time
@@ -25,7 +26,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -43,10 +44,13 @@ from docmill.documents.split import (
 from docmill.embeddings.base import Embedder
 from docmill.errors import DocmillError, DocumentError
 from docmill.ingest.sources import SourceRef, discover_sources, source_id_for
+from docmill.ingest.workers import die_with_parent
 from docmill.models import FileResult, IngestReport
 from docmill.names import collection_prefix, validate_name
 from docmill.storage import ObjectStore
 from docmill.vectorstores.base import VectorStore
+
+logger = logging.getLogger(__name__)
 
 
 class IngestProgress(Protocol):
@@ -56,13 +60,13 @@ class IngestProgress(Protocol):
 
 
 SMALL_BATCH_BYTES = 512 * 1024
-# PDFs at least this large may be split into page ranges (the page count decides), so one
-# large PDF alone still gets parallel workers.
+# A PDF at least this large counts as splittable when choosing how many workers to start (its
+# page count decides once it is open), so one large PDF alone still gets parallel workers.
 SPLIT_CANDIDATE_BYTES = 256 * 1024
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _check_worker(path: str, descriptor: Any, options: IngestOptions, lenient_pdf: bool) -> CheckedFile:
@@ -135,7 +139,7 @@ class Ingestor:
     def run_sources(self, sources: Sequence[SourceRef]) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(
-            run_id=datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
+            run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
             collection=self.collection,
             tenant=self.tenant,
             started_at=_utcnow(),
@@ -211,7 +215,8 @@ class Ingestor:
         return self._embedder
 
     def _worker_count(self, todo: Sequence[SourceRef]) -> int:
-        if not self.options.workers and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
+        splittable = any(_split_candidate(r) for r in todo)
+        if not self.options.workers and not splittable and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
             # Starting worker processes (each imports Unstructured) costs more than a few small
             # files take to parse; an explicit --workers still wins.
             return 1
@@ -276,7 +281,7 @@ class Ingestor:
                     options=self.options,
                     lenient_pdf=self.lenient_pdf,
                 )
-        except BaseException as exc:  # noqa: BLE001 - every failure is reported per file
+        except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             pending.error = exc
@@ -296,8 +301,12 @@ class Ingestor:
         # letting the embedder's threads fight the workers (bench/ingest.py).
         cores = len(os.sched_getaffinity(0))
         self._embed_threads = max(1, cores - workers)
+        # Workers die with this process, even on kill -9 (docmill.ingest.workers).
+        pool_args: dict[str, Any] = {"initializer": die_with_parent, "initargs": (os.getpid(),)}
+        if self._embedder is not None:
+            self._embedder.set_threads(self._embed_threads)
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **pool_args) as pool:
                 while queue or in_flight:
                     while queue and active < max_in_flight:
                         pending = self._submit(pool, queue.pop(0), workers)
@@ -349,7 +358,7 @@ class Ingestor:
             cm = ref.materialise(self.s3_client)
             path = cm.__enter__()
             pending.cleanup = cm
-            pages = pdf_page_count(path) if _split_candidate(ref) else None
+            pages = pdf_page_count(path) if ref.descriptor.name.lower().endswith(".pdf") and workers > 1 else None
             if should_split(self.options, pages, workers):
                 ranges = page_ranges(pages or 0, self.options.split_pages)
                 check = pool.submit(_check_worker, str(path), ref.descriptor, self.options, self.lenient_pdf)
@@ -376,7 +385,8 @@ class Ingestor:
     def _split_progress(self, pool: ProcessPoolExecutor, pending: _Pending, future: Future[Any]) -> list[Future[Any]]:
         """Take one finished task of a split PDF; embed the chunks it completes. Returns new tasks."""
         split = pending.split
-        assert split is not None
+        if split is None:
+            raise RuntimeError(f"{pending.ref.uri}: a split-PDF task without its split")
         if pending.error is not None:
             return []  # already failed: what is still running is ignored
         try:
@@ -387,7 +397,8 @@ class Ingestor:
                 pending.result = value
                 return []
             else:
-                assert isinstance(value, PartitionedRange)
+                if not isinstance(value, PartitionedRange):
+                    raise TypeError(f"a page-range task returned {type(value).__name__}")
                 self._embed_early(split, split.assembler.add(value))
             if not split.assembler.complete or split.checked is None:
                 return []
@@ -401,7 +412,7 @@ class Ingestor:
             self._embed_early(split, last)
             doc.phases["embed"] = split.embed_seconds
             pending.result = doc
-        except BaseException as exc:  # noqa: BLE001 - reported per file
+        except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
             pending.error = exc
@@ -430,18 +441,17 @@ class Ingestor:
                 # Time spent on this file: its processing plus embedding and writing, not queueing.
                 result.seconds = pending.result.seconds + (time.perf_counter() - embed_started)
                 return result
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                     raise
                 pending.error = exc
-        exc = pending.error
-        reason, code = _reason(exc)
+        reason, code = _reason(pending.error)
         # No partial output may outlive a failed source, and the index must not keep chunks of
         # a version that is no longer the current one.
         try:
             self.delete_source(ref.uri)
-        except Exception:  # noqa: BLE001 - the failure being reported matters more
-            pass
+        except Exception:  # the failure being reported matters more; this one is only logged
+            logger.warning("could not remove partial output of %s", ref.uri, exc_info=True)
         return FileResult(
             source=ref.uri,
             status="failed",

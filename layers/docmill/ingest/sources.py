@@ -57,7 +57,7 @@ def source_id_for(uri: str) -> str:
     """A readable, collision-free folder name for a source: slug of its name + hash of its URI."""
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:60] or "source"
-    return f"{slug}-{sha1(uri.encode()).hexdigest()[:12]}"
+    return f"{slug}-{sha1(uri.encode(), usedforsecurity=False).hexdigest()[:12]}"
 
 
 def _hidden(key: str) -> bool:
@@ -141,13 +141,13 @@ def discover_sources(inputs: Sequence[str], *, s3_client: Any | None = None) -> 
             continue
         path = Path(raw).expanduser()
         if path.is_file():
-            info = LocalStore(path.parent).head(path.name)
-            assert info is not None
-            ref = _from_local(info)
+            found_file = LocalStore(path.parent).head(path.name)
+            if found_file is None:  # removed since the check above
+                continue
+            ref = _from_local(found_file)
             found[ref.uri] = ref
         elif path.is_dir():
-            store = LocalStore(path)
-            for info in store.list():
+            for info in LocalStore(path).list():
                 if not _hidden(info.key):
                     ref = _from_local(info)
                     found[ref.uri] = ref

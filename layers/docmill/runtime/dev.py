@@ -20,6 +20,7 @@ process on 127.0.0.1; or an endpoint the caller names, e.g. LocalStack):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -85,7 +86,7 @@ class DevNames:
 def make_clients(endpoint_url: str | None, region: str = REGION) -> dict[str, Any]:
     """boto3 clients for the emulator (``endpoint_url`` None: moto's in-process mock)."""
     session = boto3.session.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region  # noqa: S106 - the emulator accepts any
     )
     cfg = Config(retries={"max_attempts": 2, "mode": "standard"}, read_timeout=900, s3={"addressing_style": "path"})
     return {s: session.client(s, endpoint_url=endpoint_url, config=cfg) for s in SERVICES}
@@ -132,10 +133,8 @@ def provision(
     """Buckets, queue + DLQ, and the raw bucket's notification (idempotent)."""
     s3, sqs = clients["s3"], clients["sqs"]
     for bucket in (names.raw, names.processed, names.datasets):
-        try:
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
             s3.create_bucket(Bucket=bucket)
-        except (s3.exceptions.BucketAlreadyOwnedByYou, s3.exceptions.BucketAlreadyExists):
-            pass
     s3.put_bucket_versioning(Bucket=names.raw, VersioningConfiguration={"Status": "Enabled"})
     s3.put_bucket_versioning(Bucket=names.datasets, VersioningConfiguration={"Status": "Enabled"})
     dlq_url = sqs.create_queue(QueueName=names.dlq)["QueueUrl"]
@@ -283,7 +282,7 @@ class SqsPoller:
         try:
             result = self.route_handler(event, LocalContext(function_name="docmill-route", function_arn=f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:docmill-route"))
             failed = {f["itemIdentifier"] for f in (result or {}).get("batchItemFailures", [])}
-        except Exception as exc:  # noqa: BLE001 - the whole batch failed: every message returns
+        except Exception as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
             log.exception("route failed for the whole batch")
             failed = {m["MessageId"] for m in messages}
@@ -313,7 +312,7 @@ class SqsPoller:
             while not self._stop.is_set():
                 try:
                     self.poll_once()
-                except Exception as exc:  # noqa: BLE001 - keep serving; the next poll retries
+                except Exception as exc:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
                     log.exception("poll failed")
                     self._stop.wait(1.0)
@@ -340,7 +339,7 @@ def start_moto_server(host: str, port: int) -> tuple[Any, str]:
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     endpoint = f"http://{host}:{port}"
-    req = urllib.request.Request(
+    req = urllib.request.Request(  # noqa: S310 - our own local server
         f"{endpoint}/moto-api/config",
         data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
         headers={"Content-Type": "application/json"},
@@ -429,7 +428,8 @@ class DevEnvironment:
         return self.info()
 
     def info(self) -> dict[str, Any]:
-        assert self.provisioned is not None
+        if self.provisioned is None:
+            raise RuntimeError("DevServer.info() before start()")
         return {
             "endpoint": self.endpoint,
             "region": REGION,

@@ -45,7 +45,7 @@ class LocalTasks:
             return tasks
 
         self._original = original
-        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign]
+        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign,assignment]
         return self
 
     def uninstall(self) -> None:
@@ -70,7 +70,7 @@ class LocalTasks:
         def run() -> None:
             try:
                 code = runner(env)
-            except Exception:  # noqa: BLE001 - a crashed container: exit code 1
+            except Exception:
                 log.exception("local ECS task failed")
                 code = 1
             task.last_status = task.desired_status = "STOPPED"

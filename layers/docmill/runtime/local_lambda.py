@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ class LocalFunctions:
             return registry._invoke(bound, fn_self, body, request_headers, response_headers)
 
         self._original = original
-        LambdaFunction.invoke = invoke  # type: ignore[method-assign]
+        LambdaFunction.invoke = invoke  # type: ignore[method-assign,assignment]
         return self
 
     def uninstall(self) -> None:
@@ -204,7 +204,7 @@ def on_failure_record(function_arn: str, event: dict[str, Any], exc: BaseExcepti
     """The record Lambda sends to an asynchronous invocation's on-failure destination."""
     return {
         "version": "1.0",
-        "timestamp": datetime.now(timezone.utc).isoformat(),
+        "timestamp": datetime.now(UTC).isoformat(),
         "requestContext": {
             "requestId": str(uuid.uuid4()),
             "functionArn": f"{function_arn}:$LATEST",

@@ -15,7 +15,7 @@ when retries are spent, the event lands in the dead-letter queue.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
@@ -31,8 +31,8 @@ from docmill.runtime.context import Runtime
 from docmill.runtime.keys import ignore_reason, placement_for_key, unsupported_reason
 
 
-def _subclasses(cls: type) -> set[type]:
-    out = set()
+def _subclasses(cls: type[DocumentError]) -> set[type[DocumentError]]:
+    out: set[type[DocumentError]] = set()
     for sub in cls.__subclasses__():
         out |= {sub} | _subclasses(sub)
     return out
@@ -79,7 +79,7 @@ class ProcessOutcome(BaseModel):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def failure_key(collection: str, source_uri: str, tenant: str | None = None) -> str:

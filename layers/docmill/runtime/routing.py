@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Literal
+import logging
+from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
@@ -28,6 +29,8 @@ from docmill.runtime.context import Runtime
 from docmill.runtime.events import EventParseError, ObjectEvent, parse_object_events
 from docmill.runtime.keys import ignore_reason, is_paged, placement_for_key, unsupported_reason
 from docmill.runtime.process import ObjectProcessor, ProcessOutcome, ProcessRequest
+
+logger = logging.getLogger(__name__)
 
 Action = Literal["ignore", "reject", "lambda", "ecs", "workflow", "inline", "delete"]
 
@@ -53,14 +56,14 @@ def decide(event: ObjectEvent, runtime: Runtime) -> RouteDecision:
     if event.kind == "test":
         return RouteDecision(action="ignore", reason="s3:TestEvent", bucket=event.bucket)
     placement = placement_for_key(event.key, default_tenant=settings.tenant, default_collection=cfg.default_collection)
-    base = dict(
-        bucket=event.bucket,
-        key=event.key,
-        version_id=event.version_id,
-        tenant=placement.tenant,
-        collection=placement.collection,
-        size=event.size,
-    )
+    base: dict[str, Any] = {
+        "bucket": event.bucket,
+        "key": event.key,
+        "version_id": event.version_id,
+        "tenant": placement.tenant,
+        "collection": placement.collection,
+        "size": event.size,
+    }
     ignored = ignore_reason(event.key)
     if ignored:
         return RouteDecision(action="ignore", reason=ignored, **base)
@@ -124,8 +127,8 @@ class Router:
                         "body": body[:10_000],
                     },
                 )
-            except Exception:  # noqa: BLE001 - the original failure is what must surface
-                pass
+            except Exception:  # the original failure is what must surface; this one is only logged
+                logger.warning("could not record the failure of message %s", message_id, exc_info=True)
             raise
 
     def route(self, event: ObjectEvent) -> RouteDecision:

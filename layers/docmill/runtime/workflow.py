@@ -16,6 +16,7 @@ records the batch as failed and assemble reports it.
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from datetime import UTC, datetime
 from collections.abc import Iterable, Iterator
@@ -29,6 +30,8 @@ from docmill.models import ChunkRecord
 from docmill.names import collection_prefix
 from docmill.runtime.context import Runtime
 from docmill.storage import ObjectStore
+
+logger = logging.getLogger(__name__)
 
 TRANSIENT_LLM_CODES = ("LLMThrottled", "LLMTimeout", "LLMUnavailable")
 
@@ -152,11 +155,12 @@ def generate_batch_step(runtime: Runtime, event: BatchEvent) -> dict[str, Any]:
     if not batch_id:
         raise ConfigurationError(f"manifest item {event.index} has no batch_id")
     work = work_store(runtime, event.run_id)
+    store = runtime.vector_store()
+    if store is None:
+        raise ConfigurationError("generation needs a vector store (DOCMILL_STORE is 'none')")
     try:
-        result = generate_batch(
-            work, batch_id, llm=runtime.llm(), store=runtime.vector_store(), embedder=runtime.embedder()
-        )
-    except Exception as exc:  # noqa: BLE001 - mapped to the names the Retry rules match
+        result = generate_batch(work, batch_id, llm=runtime.llm(), store=store, embedder=runtime.embedder())
+    except Exception as exc:
         _raise_workflow_error(exc)
         raise
     transient = {
@@ -212,7 +216,8 @@ def _failed_batches(runtime: Runtime, results: dict[str, Any] | None) -> list[di
     for entry in (manifest.get("ResultFiles") or {}).get("SUCCEEDED", []) or []:
         try:
             items = store.read_json(entry["Key"])
-        except Exception:  # noqa: BLE001
+        except Exception:  # the result files are informative only
+            logger.warning("unreadable Map result file %s", entry.get("Key"), exc_info=True)
             continue
         for item in items if isinstance(items, list) else []:
             output = item.get("Output")

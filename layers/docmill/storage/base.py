@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import builtins
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
@@ -96,7 +97,7 @@ class ObjectStore(ABC):
         data = ("\n".join(lines) + "\n").encode("utf-8")
         self.write_bytes(key, data if data != b"\n" else b"", content_type="application/x-ndjson")
 
-    def read_jsonl(self, key: str) -> list[Any]:
+    def read_jsonl(self, key: str) -> builtins.list[Any]:  # ``list`` here is the method above
         return [json.loads(line) for line in self.read_text(key).splitlines() if line.strip()]
 
     def child(self, prefix: str) -> ObjectStore:

@@ -31,7 +31,9 @@ class LocalStore(ObjectStore):
         except FileNotFoundError as exc:
             raise StorageError(f"no such object: {self.uri(key)}") from exc
 
-    def write_bytes(self, key, data, *, content_type=None, metadata=None) -> None:
+    def write_bytes(
+        self, key: str, data: bytes, *, content_type: str | None = None, metadata: dict[str, str] | None = None
+    ) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")

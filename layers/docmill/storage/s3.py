@@ -39,7 +39,9 @@ class S3Store(ObjectStore):
         except ClientError as exc:
             raise StorageError(f"cannot read {self.uri(key)}: {exc}") from exc
 
-    def write_bytes(self, key, data, *, content_type=None, metadata=None) -> None:
+    def write_bytes(
+        self, key: str, data: bytes, *, content_type: str | None = None, metadata: dict[str, str] | None = None
+    ) -> None:
         extra: dict[str, Any] = {}
         if content_type:
             extra["ContentType"] = content_type

@@ -28,14 +28,16 @@ def min_max(scores: Sequence[float]) -> list[float]:
     return [max(MIN_SCORE, (s - lo) / (hi - lo)) for s in scores]
 
 
+_HitKey = tuple[str, str, str]
+
+
 def combine(
     knn_hits: Sequence[SearchHit], text_hits: Sequence[SearchHit], k: int, vector_weight: float = 0.5
 ) -> list[SearchHit]:
     if not 0.0 <= vector_weight <= 1.0:
         raise ValueError("vector_weight must be within [0, 1]")
-    Key = tuple[str, str, str]
-    combined: dict[Key, float] = {}
-    by_key: dict[Key, SearchHit] = {}
+    combined: dict[_HitKey, float] = {}
+    by_key: dict[_HitKey, SearchHit] = {}
     for hits, weight in ((knn_hits, vector_weight), (text_hits, 1.0 - vector_weight)):
         for hit, norm in zip(hits, min_max([h.score for h in hits]), strict=True):
             key = (hit.tenant, hit.collection, hit.chunk_id)

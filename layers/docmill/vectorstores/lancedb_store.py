@@ -308,7 +308,7 @@ class LanceDBStore(VectorStore):
             try:
                 outcome = table.delete(where)
             except Exception as exc:
-                raise VectorStoreError(f"delete from {self.path} failed: {exc}") from exc
+                raise VectorStoreError(f"deleting rows of {self.path} failed: {exc}") from exc
             deleted = int(getattr(outcome, "num_deleted_rows", 0) or 0)
             if deleted:
                 self._maybe_compact()
@@ -340,7 +340,7 @@ class LanceDBStore(VectorStore):
     def _maybe_compact(self) -> None:
         try:
             fragments = self._table.stats()["fragment_stats"]["num_fragments"]
-        except Exception:  # stats are an optimisation hint only
+        except Exception:  # noqa: BLE001 - stats are an optimisation hint only
             return
         if fragments >= COMPACT_AFTER_FRAGMENTS:
             self.optimize()
@@ -372,7 +372,7 @@ class LanceDBStore(VectorStore):
                 "dimension": self.dimension,
                 "version": int(table.version) if table is not None else None,
             }
-        except Exception as exc:  # health reports, it never raises
+        except Exception as exc:  # noqa: BLE001 - health reports, it never raises
             return {"backend": "lancedb", "ok": False, "path": str(self.path), "error": str(exc)}
 
     def _versions_stamp(self) -> int | None:
@@ -436,7 +436,7 @@ class LanceDBStore(VectorStore):
         # Verify the bound on this machine's kernels with a random query over a sample of rows.
         rng = np.random.default_rng(0)
         sample = rng.choice(matrix.shape[0], size=min(2000, matrix.shape[0]), replace=False)
-        q = rng.standard_normal(matrix.shape[1]).astype(np.float32)
+        q = rng.standard_normal(size=(int(matrix.shape[1]),), dtype=np.float32)
         q /= np.linalg.norm(q)
         exact = matrix[sample] @ q
         approx = (half[torch.from_numpy(sample)] @ torch.from_numpy(q).to(torch.float16)).float().numpy()

@@ -573,7 +573,7 @@ class OpenSearchStore(VectorStore):
         try:
             exists = bool(self._call("index exists", self.client.indices.exists, index=self.index))
             info.update(ok=True, exists=exists, chunks=self.count() if exists else 0)
-        except Exception as exc:  # health reports, it never raises
+        except Exception as exc:  # noqa: BLE001 - health reports, it never raises
             info.update(ok=False, error=str(exc))
         return info
 
