@@ -88,6 +88,7 @@ class IngestReport(BaseModel):
     settings: dict[str, Any] = Field(default_factory=dict)
     files: list[FileResult] = Field(default_factory=list)
     totals: RunTotals = Field(default_factory=RunTotals)
+    pruned: list[str] = Field(default_factory=list)  # sources forgotten by --prune: gone at the source
 
     def summarise(self) -> None:
         t = RunTotals(files=len(self.files))
@@ -128,4 +129,5 @@ class IngestReport(BaseModel):
                 for f in self.files
             ],
             "totals": self.totals.model_dump(),
+            "pruned": self.pruned,
         }

@@ -172,18 +172,19 @@ def test_folder_markers_sync_state_and_test_events_are_ignored(env: RuntimeEnv) 
     assert env.processed_keys() == []
 
 
-def test_poison_message_lands_in_the_dlq_after_max_receives(env: RuntimeEnv) -> None:
-    env.sqs.send_message(QueueUrl=env.provisioned.queue_url, MessageBody="this is not an S3 event")
+def test_poison_message_is_recorded_once_and_not_retried(env: RuntimeEnv) -> None:
+    msg = env.sqs.send_message(QueueUrl=env.provisioned.queue_url, MessageBody="this is not an S3 event")
 
-    for _ in range(4):  # maxReceiveCount is 2: the third receive moves it
+    for _ in range(4):  # maxReceiveCount is 2: a retried message would reach the DLQ
         env.poller.drain()
 
-    (dead,) = env.dlq_messages()
-    assert dead["Body"] == "this is not an S3 event"
+    # A failure no retry can fix is recorded with its reason and consumed, not retried
+    assert env.dlq_messages() == []
     why = json.loads(
-        env.s3.get_object(Bucket=env.names.processed, Key=f"_events/failures/{dead['MessageId']}.json")["Body"].read()
+        env.s3.get_object(Bucket=env.names.processed, Key=f"_events/failures/{msg['MessageId']}.json")["Body"].read()
     )
     assert why["error_code"] == "EventParseError" and "not JSON" in why["reason"] and why["retryable"] is False
+    assert why["receive_count"] == 1
 
 
 def test_retryable_processing_failure_is_retried_then_sent_to_the_dlq_with_its_reason(

@@ -3,6 +3,7 @@ takes its partition workers with it, even while they are busy."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess

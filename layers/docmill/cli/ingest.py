@@ -118,6 +118,8 @@ def print_summary(console: Console, report: IngestReport) -> None:
         f"[bold]{t.files}[/] files: [green]{t.ok} ok[/], [yellow]{t.skipped} skipped[/], [red]{t.failed} failed[/]; "
         f"{t.pages} pages, {t.elements} elements, {t.chunks} chunks in {t.seconds:.1f} s"
     )
+    if report.pruned:
+        console.print(f"pruned {len(report.pruned)} sources no longer present: " + ", ".join(report.pruned))
 
 
 @app.command()
@@ -142,6 +144,9 @@ def ingest(
     ] = None,
     lenient_pdf: Annotated[bool, typer.Option("--lenient-pdf", help="ingest what can be recovered from damaged PDFs")] = False,
     force: Annotated[bool, typer.Option("--force", help="re-process unchanged files too")] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="forget sources under the given folders/prefixes that no longer exist")
+    ] = False,
     tenant: Annotated[str | None, typer.Option(help="tenant id stored with every chunk")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -166,9 +171,12 @@ def ingest(
             force=force,
         )
         settings = load_settings(home=home, tenant=tenant, ingest=options, embed_runtime=embed_runtime)
-        with RichProgress(console) as progress:
+        from docmill.lock import home_lock
+
+        # One ingest per home at a time: the second one stops here with "another run holds HOME".
+        with home_lock(settings.home, command="docmill ingest"), RichProgress(console) as progress:
             ingestor = build_ingestor(settings, collection=collection, out=out, store=store, progress=progress, lenient_pdf=lenient_pdf)
-            report = ingestor.run(inputs)
+            report = ingestor.run(inputs, prune=prune)
     except (DocmillError, ValueError) as exc:
         console.print(f"[red]error:[/] {getattr(exc, 'message', exc)}")
         raise typer.Exit(2) from exc

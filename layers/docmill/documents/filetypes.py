@@ -77,7 +77,12 @@ class FileKind:
 
 
 def extension_of(name: str) -> str:
-    return PurePosixPath(name.split("?")[0]).suffix.lower()
+    """The lower-case suffix; a ``?`` is part of a file name or S3 key (``report?.pdf``), and
+    only cut as a query string when the whole name has no known suffix."""
+    ext = PurePosixPath(name).suffix.lower()
+    if "?" in name and ext not in SUPPORTED and ext not in ARCHIVES:
+        return PurePosixPath(name.split("?")[0]).suffix.lower()
+    return ext
 
 
 def detect(name: str, data: bytes) -> FileKind:

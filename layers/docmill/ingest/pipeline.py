@@ -43,7 +43,7 @@ from docmill.documents.split import (
 )
 from docmill.embeddings.base import Embedder
 from docmill.errors import DocmillError, DocumentError
-from docmill.ingest.sources import SourceRef, discover_sources, source_id_for
+from docmill.ingest.sources import SourceRef, discover_sources, prune_scopes, source_id_for
 from docmill.ingest.workers import die_with_parent
 from docmill.models import FileResult, IngestReport
 from docmill.names import collection_prefix, validate_name
@@ -133,10 +133,14 @@ class Ingestor:
 
     # -- public API -------------------------------------------------------------------------
 
-    def run(self, inputs: Sequence[str]) -> IngestReport:
-        return self.run_sources(discover_sources(inputs, s3_client=self.s3_client))
+    def run(self, inputs: Sequence[str], *, prune: bool = False) -> IngestReport:
+        """Ingest ``inputs``; with ``prune``, also forget every source of this collection that
+        lies under one of the inputs but is no longer there (deleted or renamed)."""
+        sources = discover_sources(inputs, s3_client=self.s3_client)
+        scopes = prune_scopes(inputs, sources) if prune else None
+        return self.run_sources(sources, prune=scopes)
 
-    def run_sources(self, sources: Sequence[SourceRef]) -> IngestReport:
+    def run_sources(self, sources: Sequence[SourceRef], *, prune: Sequence[str] | None = None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(
             run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
@@ -161,6 +165,8 @@ class Ingestor:
                 self._finish(report, self._complete(self._run_inline(ref)))
         else:
             self._run_parallel(todo, workers, report)
+        if prune:
+            report.pruned = self._prune(prune, {ref.uri for ref in sources})
         if self.vector_store is not None:
             self.vector_store.refresh()  # one refresh per run: OpenSearch writes become searchable
         report.finished_at = _utcnow()
@@ -186,6 +192,23 @@ class Ingestor:
         state = self._read_state(source_uri)
         self._root.delete_prefix(prefix)
         return removed or (state or {}).get("chunks", 0)
+
+    def _prune(self, scopes: Sequence[str], present: set[str]) -> list[str]:
+        """Forget the sources under ``scopes`` (a URI, or a prefix ending in "/") not in ``present``."""
+        gone: list[str] = []
+        for info in list(self._root.list("sources/")):
+            if not info.key.endswith("/source.json"):
+                continue
+            try:
+                uri = self._root.read_json(info.key).get("source_uri")
+            except (DocmillError, ValueError, AttributeError):
+                continue
+            if not uri or uri in present:
+                continue
+            if any(uri == s or (s.endswith("/") and uri.startswith(s)) for s in scopes):
+                self.delete_source(uri)
+                gone.append(uri)
+        return sorted(gone)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -238,7 +261,7 @@ class Ingestor:
     def _early_result(self, ref: SourceRef) -> FileResult | None:
         """A result without processing: input errors, and unchanged files."""
         if ref.error:
-            return FileResult(source=ref.uri, status="failed", reason=ref.error, error_code="SourceNotFound")
+            return FileResult(source=ref.uri, status="failed", reason=ref.error, error_code=ref.error_code)
         if self.options.force:
             return None
         state = self._read_state(ref.uri)
@@ -246,10 +269,15 @@ class Ingestor:
             return None
         same = False
         if ref.local_path is not None:
-            if state.get("size") == ref.descriptor.size and state.get("mtime") == ref.mtime:
+            stats_kept = ref.ctime is not None and state.get("mtime") == ref.mtime and state.get("ctime") == ref.ctime
+            if state.get("size") == ref.descriptor.size and stats_kept:
                 same = True
             elif state.get("size") == ref.descriptor.size:
+                # Same size, but touched since (or copied with its mtime kept): the content decides.
                 same = state.get("sha256") == sha256_file(ref.local_path)
+                if same:
+                    # Record the new times, so that the file is not hashed again on every run.
+                    self._root.write_json(self._state_key(ref.uri), {**state, "mtime": ref.mtime, "ctime": ref.ctime})
         else:
             same = ref.descriptor.version is not None and state.get("observed_version") == ref.descriptor.version
         if not same:
@@ -502,6 +530,7 @@ class Ingestor:
             "sha256": doc.sha256,
             "size": ref.descriptor.size,
             "mtime": ref.mtime,
+            "ctime": ref.ctime,
             "file_type": doc.file_type,
             "strategy": doc.strategy,
             "pages": doc.pages,

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import re
+import stat
 import tempfile
 from contextlib import contextmanager
 from collections.abc import Iterator, Sequence
@@ -25,7 +29,10 @@ class SourceRef:
     bucket: str | None = None
     key: str | None = None
     mtime: float | None = None
+    # Status-change time: ``cp -p`` and ``rsync -t`` can keep size and mtime, never ctime.
+    ctime: float | None = None
     error: str | None = None  # set when the input could not even be listed
+    error_code: str = "SourceNotFound"
 
     @property
     def uri(self) -> str:
@@ -66,12 +73,17 @@ def _hidden(key: str) -> bool:
 
 def _from_local(info: ObjectInfo) -> SourceRef:
     path = Path(info.uri)
+    try:
+        ctime: float | None = path.stat().st_ctime
+    except OSError:
+        ctime = None
     return SourceRef(
         descriptor=SourceDescriptor(
             uri=path.as_uri(), name=path.name, version=None, size=info.size, metadata=read_source_metadata(info)
         ),
         local_path=path,
         mtime=info.last_modified,
+        ctime=ctime,
     )
 
 
@@ -147,13 +159,81 @@ def discover_sources(inputs: Sequence[str], *, s3_client: Any | None = None) -> 
             ref = _from_local(found_file)
             found[ref.uri] = ref
         elif path.is_dir():
-            for info in LocalStore(path).list():
-                if not _hidden(info.key):
-                    ref = _from_local(info)
-                    found[ref.uri] = ref
+            for ref in walk_folder(path):
+                found[ref.uri] = ref
         else:
             found[raw] = _error_ref(raw, "not found: no such file or folder")
     return list(found.values())
+
+
+def walk_folder(folder: Path) -> Iterator[SourceRef]:
+    """Every file under ``folder``, one bad entry never stopping the walk: a dangling symlink,
+    a symlink loop, a symlink to a file outside the folder (not followed), or a name the file
+    system cannot stat becomes a source carrying its reason. Symlinked folders are not entered
+    (that is how a loop would start); hidden files and folders are left out."""
+    root = folder.resolve()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            if name.startswith(".") or name.endswith(".meta.json"):
+                continue
+            yield _folder_entry(Path(dirpath) / name, root)
+
+
+def _folder_entry(path: Path, root: Path) -> SourceRef:
+    def refused(reason: str, code: str = "UnsafeFolderEntry") -> SourceRef:
+        return SourceRef(descriptor=SourceDescriptor(uri=path.as_uri(), name=path.name), error=reason, error_code=code)
+
+    if path.is_symlink():
+        try:
+            target = path.resolve(strict=True)
+        except RuntimeError:
+            return refused("symlink loop: not followed")
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return refused("symlink loop: not followed")
+            return refused("broken symlink: its target does not exist")
+        if root not in target.parents:
+            return refused(f"symlink to a file outside the folder ({target}): not followed")
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return refused(f"cannot read the file: {exc.strerror or exc}", "SourceNotFound")
+    if not stat.S_ISREG(st.st_mode):
+        return refused("not a regular file (device, pipe or socket)")
+    metadata = None
+    try:
+        sidecar = path.with_name(path.name + ".meta.json")
+        if sidecar.is_file():
+            metadata = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metadata = None  # e.g. the name is too long for a sidecar: the file has none
+    info = ObjectInfo(key=path.name, uri=str(path), size=st.st_size, last_modified=st.st_mtime, metadata=metadata)
+    return _from_local(info)
+
+
+def prune_scopes(inputs: Sequence[str], sources: Sequence[SourceRef]) -> list[str]:
+    """What ``--prune`` may forget: each input that could be listed, as a URI prefix ending in
+    "/" (a folder or S3 prefix) or an exact URI (a file or object). An input that could not be
+    listed (a missing folder, an S3 error) prunes nothing: a path typed wrong, or a network
+    error, must not empty a collection."""
+    failed = {ref.uri for ref in sources if ref.error}
+    found = {ref.uri for ref in sources if not ref.error}
+    scopes: list[str] = []
+    for raw in inputs:
+        if raw in failed:
+            continue
+        if is_s3_uri(raw):
+            bucket, key = parse_s3_uri(raw)
+            exact = f"s3://{bucket}/{key}"
+            scopes.append(exact if key and exact in found else f"s3://{bucket}/{key.rstrip('/') + '/' if key else ''}")
+            continue
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            scopes.append(path.resolve().as_uri().rstrip("/") + "/")
+        elif path.is_file():
+            scopes.append(path.resolve().as_uri())
+    return scopes
 
 
 def _error_ref(raw: str, error: str) -> SourceRef:

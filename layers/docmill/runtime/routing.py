@@ -32,6 +32,9 @@ from docmill.runtime.process import ObjectProcessor, ProcessOutcome, ProcessRequ
 
 logger = logging.getLogger(__name__)
 
+#: Failures that a retry cannot fix: recorded, then the message is consumed.
+NON_RETRYABLE: tuple[type[Exception], ...] = (EventParseError,)
+
 Action = Literal["ignore", "reject", "lambda", "ecs", "workflow", "inline", "delete"]
 
 
@@ -64,6 +67,12 @@ def decide(event: ObjectEvent, runtime: Runtime) -> RouteDecision:
         "collection": placement.collection,
         "size": event.size,
     }
+    if cfg.raw_bucket and event.bucket != cfg.raw_bucket:
+        # Only the raw bucket is ingested: an event naming the processed bucket (or any other)
+        # would index docmill's own outputs, or another system's objects.
+        return RouteDecision(
+            action="reject", reason=f"foreign bucket: events are accepted only for {cfg.raw_bucket}", **base
+        )
     ignored = ignore_reason(event.key)
     if ignored:
         return RouteDecision(action="ignore", reason=ignored, **base)
@@ -115,6 +124,7 @@ class Router:
         try:
             return self.route_message(body)
         except Exception as exc:
+            retryable = not isinstance(exc, NON_RETRYABLE)
             try:
                 self.runtime.processed_store().write_json(
                     f"_events/failures/{message_id}.json",
@@ -122,14 +132,20 @@ class Router:
                         "message_id": message_id,
                         "error_code": getattr(exc, "code", type(exc).__name__),
                         "reason": str(exc)[:2000],
-                        "retryable": not isinstance(exc, EventParseError),
+                        "retryable": retryable,
                         "receive_count": receive_count,
                         "body": body[:10_000],
                     },
                 )
             except Exception:  # the original failure is what must surface; this one is only logged
                 logger.warning("could not record the failure of message %s", message_id, exc_info=True)
-            raise
+                raise exc from None  # unrecorded: let SQS keep the message
+            if retryable:
+                raise
+            # Recorded as not retryable: the same message would fail the same way on every
+            # receive, so it is consumed here instead of travelling to the dead-letter queue.
+            logger.warning("message %s refused for good: %s", message_id, exc)
+            return []
 
     def route(self, event: ObjectEvent) -> RouteDecision:
         decision = decide(event, self.runtime)
@@ -137,9 +153,11 @@ class Router:
         try:
             if decision.action == "reject":
                 req = _request(event, decision)
+                foreign = decision.reason.startswith("foreign bucket")
                 self.processor.record_failure(
                     req=req, tenant=decision.tenant or "", collection=decision.collection or "",
-                    source=event.uri, reason=decision.reason, code="UnsupportedFileType", retryable=False,
+                    source=event.uri, reason=decision.reason,
+                    code="ForeignBucket" if foreign else "UnsupportedFileType", retryable=False,
                 )
             elif decision.action == "delete":
                 decision.outcome = self.processor.remove(_request(event, decision))

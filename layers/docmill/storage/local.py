@@ -54,7 +54,10 @@ class LocalStore(ObjectStore):
     def _info(self, path: Path) -> ObjectInfo:
         st = path.stat()
         meta_path = self._meta_path(path)
-        metadata = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else None
+        try:
+            metadata = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.exists() else None
+        except OSError:  # a name too long to carry a sidecar has none
+            metadata = None
         return ObjectInfo(
             key=path.relative_to(self.root).as_posix(),
             uri=str(path),
