@@ -13,6 +13,8 @@ need_apt=()
 command -v tesseract >/dev/null || need_apt+=(tesseract-ocr tesseract-ocr-eng)
 command -v pdftoppm >/dev/null || need_apt+=(poppler-utils)
 command -v pandoc >/dev/null || need_apt+=(pandoc)
+# Debian's chromium: the web app's end-to-end test drives it with Playwright (no browser download).
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need_apt+=(chromium)
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libmagic.so.1 ] || need_apt+=(libmagic1)
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -20,9 +22,12 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq >/dev/null 2>&1 || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
   else
-    echo "warning: missing system packages (${need_apt[*]}); OCR/EPUB/RTF need them" >&2
+    echo "warning: missing system packages (${need_apt[*]}); OCR/EPUB/RTF and the web e2e test need them" >&2
   fi
 fi
+
+# The notice board web app: npm ci + expo export, each step skipped when up to date.
+./scripts/install-frontend.sh
 
 # The ONNX embedder: exported offline from the packaged MiniLM weights into the model cache
 # (DOCMILL_MODEL_CACHE, default ~/.cache/docmill); a no-op when the export is already there.

@@ -52,6 +52,12 @@ describe('ApiClient', () => {
     await expect(client.chat('q')).rejects.toMatchObject({ code: 'llm_unavailable', message: 'the model is down' });
   });
 
+  it('given a stream that closes before any answer, when asked, then the chat rejects instead of showing nothing', async () => {
+    const api = new FakeApi().on('POST', '/chat', { sse: [': ping\n\n'] });
+    const client = new ApiClient({ baseUrl: 'http://x', token: 'key-1', fetchImpl: api.fetch });
+    await expect(client.chat('q')).rejects.toMatchObject({ code: 'stream_incomplete' });
+  });
+
   it('given an error body, when a request fails, then ApiError carries code and message; a 401 signs out', async () => {
     const onUnauthorized = jest.fn();
     const api = new FakeApi().on('GET', '/documents/nope', { status: 404, json: { error: { code: 'not_found', message: 'no such document' } } });

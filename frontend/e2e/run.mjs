@@ -46,7 +46,8 @@ const context = await browser.newContext({ viewport: { width: 1100, height: 760 
 const page = await context.newPage();
 const consoleErrors = [];
 page.on('pageerror', (e) => consoleErrors.push(String(e)));
-page.setDefaultTimeout(30_000);
+// Generous waits: CI machines are small and shared; a healthy run takes about a minute.
+page.setDefaultTimeout(60_000);
 try {
   // Sign in: a wrong key is refused with a message, the tenant's key opens the notice board.
   await page.goto(base);
@@ -64,7 +65,7 @@ try {
   await byId(page, 'upload-input').setInputFiles(docPath);
   const row = byId(page, 'document-row').filter({ hasText: basename(docPath) });
   await row.waitFor();
-  await row.locator('[data-testid="document-status"]', { hasText: 'indexed' }).waitFor({ timeout: 240_000 });
+  await row.locator('[data-testid="document-status"]', { hasText: 'indexed' }).waitFor({ timeout: 600_000 });
   await check(page, '02-documents');
 
   // Notice board: a pinned notice linking the document, shown at the top.
@@ -86,7 +87,7 @@ try {
   await byId(page, 'chat-input').fill(question);
   await byId(page, 'chat-send').click();
   const citation = byId(page, 'citation').first();
-  await citation.waitFor({ timeout: 120_000 });
+  await citation.waitFor({ timeout: 300_000 });
   const answer = await byId(page, 'chat-answer').first().innerText();
   if (!answer.includes(expected)) throw new Error(`the answer does not contain ${JSON.stringify(expected)}: ${answer}`);
   const cited = await citation.innerText();

@@ -63,7 +63,7 @@ def test_web_app_sign_in_notice_upload_chat_citation(tmp_path: Path) -> None:
     doc = tmp_path / "oakridge-handbook.md"
     doc.write_text(HANDBOOK)
     created = subprocess.run([sys.executable, "-m", "docmill", "tenants", "create", "oakridge", "--json"],
-                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True)
+                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600, check=True)
     api_key = json.loads(created.stdout.strip().splitlines()[-1])["api_key"]
 
     with FakeOpenAIServer(reply=cite_first_passage) as llm:
@@ -80,7 +80,7 @@ def test_web_app_sign_in_notice_upload_chat_citation(tmp_path: Path) -> None:
             if OUT.exists():
                 shutil.rmtree(OUT)
             run = subprocess.run(
-                ["node", "e2e/run.mjs"], cwd=FRONTEND, capture_output=True, text=True, timeout=420,
+                ["node", "e2e/run.mjs"], cwd=FRONTEND, capture_output=True, text=True, timeout=1200,
                 env={**os.environ, "DOCMILL_URL": url, "DOCMILL_API_KEY": api_key, "DOC_PATH": str(doc),
                      "QUESTION": "When does the canteen close on Fridays?", "EXPECT": "15:30",
                      "OUT_DIR": str(OUT), "CHROMIUM": CHROMIUM or ""})

@@ -24,6 +24,7 @@ def test_every_bucket_blocks_public_access(synth: Synth) -> None:
         "StorageDatasets",
         "WebSite",  # the web app's build (tests/infra/test_web.py)
         "WebCdnLogs",
+        "FineTuningModels",  # fine-tuned adapters (infra/constructs/finetuning.py)
     }
     for lid, bucket in buckets.items():
         block = bucket["Properties"]["PublicAccessBlockConfiguration"]

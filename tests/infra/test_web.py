@@ -60,7 +60,7 @@ def test_given_the_dev_stack_then_cloudfront_uses_oac_https_and_security_headers
     assert security["StrictTransportSecurity"]["AccessControlMaxAgeSec"] >= 31536000
     assert security["FrameOptions"]["FrameOption"] == "DENY"
     assert security["ContentTypeOptions"]["Override"] is True
-    csp = security["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    csp = json.dumps(security["ContentSecurityPolicy"]["ContentSecurityPolicy"])  # joined with the Cognito domain
     assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
 
 

@@ -243,6 +243,27 @@ def test_notices_are_posted_by_admins_and_read_within_the_tenant(acme, globex, s
     assert acme.get(f"/api/v1/notices/{plain['id']}").status_code == 404
 
 
+def test_notices_are_edited_and_deleted_by_admins_only_within_the_tenant(acme, globex, server, keys) -> None:
+    # Given a notice posted by acme's admin
+    notice = acme.post("/api/v1/notices", json={"title": "Fire drill", "body": "Tuesday"}).json()
+    url = f"/api/v1/notices/{notice['id']}"
+    edit = {"title": "Fire drill moved", "body": "Wednesday 10:00", "pinned": True}
+    with client(server, keys["acme-member"]) as member:
+        # When a member edits or deletes it, then 403 and nothing changes
+        assert member.put(url, json=edit).status_code == 403
+        assert member.delete(url).status_code == 403
+    # When another tenant's admin tries, then 404 (its existence is not revealed)
+    assert globex.put(url, json=edit).status_code == 404
+    assert globex.delete(url).status_code == 404
+    # When acme's admin edits it, then the board shows the new text, pinned first
+    edited = acme.put(url, json=edit).json()
+    assert (edited["title"], edited["body"], edited["pinned"]) == ("Fire drill moved", "Wednesday 10:00", True)
+    assert acme.get("/api/v1/notices").json()["notices"][0]["id"] == notice["id"]
+    # When deleted, then it is gone for good
+    assert acme.delete(url).json() == {"id": notice["id"], "deleted": True}
+    assert notice["id"] not in [n["id"] for n in acme.get("/api/v1/notices").json()["notices"]]
+    assert acme.delete(url).status_code == 404
+
 def test_brief_paths(acme, globex, server, keys) -> None:
     r = acme.post("/api/upload", files={"file": ("faq.txt", b"Opening hours are nine to five on weekdays.")},
                   data={"metadata": json.dumps({"collection": "faq", "author": "ops"})})

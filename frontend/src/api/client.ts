@@ -433,7 +433,11 @@ async function readChatStream(response: Response, onToken?: (text: string) => vo
       if (!finished && applyEvent(event, state, onToken)) finished = true;
     }
   }
-  if (!finished) for (const event of parser.end()) applyEvent(event, state, onToken);
+  if (!finished) for (const event of parser.end()) if (applyEvent(event, state, onToken)) finished = true;
+  if (!finished && !state.answer && state.finalAnswer === null) {
+    // The server closed the stream before any answer (it failed after the headers were sent).
+    throw new ApiError(502, 'stream_incomplete', 'the answer stopped before it started; try again');
+  }
   return {
     answer: state.finalAnswer ?? state.answer,
     conversation_id: state.conversationId,
