@@ -273,7 +273,3 @@ def process_object(runtime: Runtime, req: ProcessRequest) -> ProcessOutcome:
     """Process one object version (container Lambda, ECS task, local runtime)."""
     return ObjectProcessor(runtime).process(req)
 
-
-def remove_object(runtime: Runtime, req: ProcessRequest) -> ProcessOutcome:
-    """Forget a deleted object: its chunks in the index and its outputs in the processed store."""
-    return ObjectProcessor(runtime).remove(req)
