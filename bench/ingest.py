@@ -4,18 +4,24 @@ Both sides run the same files with the same strategy (fast; OCR for images), chu
 (by_title, 1000/800/200) and model (all-MiniLM-L6-v2), each in a fresh subprocess so imports,
 model loads and peak memory are measured alike. Variants:
 
-  baseline-1core  the plain loop pinned to one core
-  docmill-1core   docmill, one worker, pinned to one core
-  docmill-2core   docmill, parallel workers over both cores
+  baseline-1core / -2core  the plain loop pinned to one core / given both
+  docmill-1core            docmill, one worker, pinned to one core
+  docmill-2core            docmill, parallel workers (large PDFs split by page ranges) over both cores
+  embed-torch / embed-onnx the embedding step alone on one core: the same chunk texts (sampled
+                           from the run's chunks) through PyTorch and through ONNX Runtime
+  memory-<file>            (--memory) docmill alone on the 619-page PDF and the 872-page DOCX
 
-Printed per variant: seconds, pages/s, chunks/s, peak RSS (the whole process tree, sampled),
-and ratios docmill/baseline. The plain loop is what `unstructured-ingest` does for a local
-folder; the package itself is not used because its embedder and partition steps fetch models
-from the Hugging Face hub at run time, which this machine cannot reach.
+Printed per variant: wall seconds, CPU seconds of the whole process tree (comparable when the
+machine is shared), pages/s, chunks/s, peak RSS (the whole process tree, sampled every 0.1 s),
+the ratio to the baseline on the same cores, the 1-minute load average before and after, and
+docmill's seconds per phase (summed over files; parallel phases can exceed the wall time). The
+plain loop is what `unstructured-ingest` does for a local folder; the package itself is not used
+because its embedder and partition steps fetch models from the Hugging Face hub at run time.
 
-    python bench/ingest.py                 # corpus/docs + corpus/large
-    python bench/ingest.py --set docs      # the small documents only (about a minute a variant)
-    python bench/ingest.py --set docs --add ../shared/corpus/large/DA-619p.pdf
+    python bench/ingest.py --set docs --add ../shared/corpus/large/DA-619p.pdf   # the issue's target set
+    python bench/ingest.py --set docs --add ../shared/corpus/large/DA-619p.pdf --first-pages 150  # reduced
+    python bench/ingest.py --set none --variants embed --add ../shared/corpus/docs  # embedding alone
+    python bench/ingest.py --set none --variants none --memory                       # peak RSS only
 """
 
 from __future__ import annotations
@@ -64,17 +70,34 @@ print(json.dumps({"pages": pages, "chunks": chunks, "failed": failed}))
 DOCMILL = r'''
 import json, os, sys
 sys.path.insert(0, "layers")
-from docmill.config import IngestOptions
-from docmill.embeddings.local import LocalEmbedder
+from docmill.config import IngestOptions, load_settings
+from docmill.embeddings import embedder_for
 from docmill.ingest import Ingestor
 from docmill.storage import LocalStore
-files, home, workers = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+files, home, workers, runtime = json.loads(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4]
 options = IngestOptions(workers=workers)
+settings = load_settings(embed_runtime=runtime, ingest=options)
 ingestor = Ingestor(output=LocalStore(home), collection="bench", options=options,
-                    embedder=lambda: LocalEmbedder.shared(batch_size=options.embed_batch_size))
+                    embedder=lambda: embedder_for(settings, batch_size=options.embed_batch_size))
 report = ingestor.run(files)
 t = report.totals
-print(json.dumps({"pages": t.pages, "chunks": t.chunks, "failed": t.failed}))
+print(json.dumps({"pages": t.pages, "chunks": t.chunks, "failed": t.failed, "phases": t.phases}))
+'''
+
+# Embedding alone: the same chunk texts through today's PyTorch embedder and the ONNX one.
+EMBED = r'''
+import json, sys, time
+sys.path.insert(0, "layers")
+from docmill.config import load_settings
+from docmill.embeddings import embedder_for
+texts, runtime = json.load(open(sys.argv[1])), sys.argv[2]
+embedder = embedder_for(load_settings(embed_runtime=runtime), batch_size=8)
+embedder.embed_documents(texts[:8])  # warm up
+wall, cpu = time.perf_counter(), time.process_time()
+vectors = embedder.embed_documents(texts)
+wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+json.dump(vectors, open(sys.argv[3], "w"))
+print(json.dumps({"pages": 0, "chunks": len(texts), "failed": 0, "embed_wall": wall, "embed_cpu": cpu}))
 '''
 
 
@@ -88,8 +111,10 @@ def _sample_tree(proc: psutil.Process, peak: list[int], stop: threading.Event) -
         time.sleep(0.1)
 
 
-def run_variant(name: str, code: str, args: list[str], cores: list[int]) -> dict:
+def run_variant(name: str, code: str, args: list[str], cores: list[int], timeout: float | None = None) -> dict:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(len(cores)))
+    load_before = os.getloadavg()[0]
+    cpu_before = os.times()
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
@@ -100,14 +125,22 @@ def run_variant(name: str, code: str, args: list[str], cores: list[int]) -> dict
         text=True,
         # Pin the whole tree (workers inherit the affinity) to the cores this variant may use.
         preexec_fn=lambda: os.sched_setaffinity(0, cores),
+        start_new_session=True,  # its own process group: a timeout ends the variant's whole tree
     )
     peak, stop = [0], threading.Event()
     sampler = threading.Thread(target=_sample_tree, args=(psutil.Process(proc.pid), peak, stop), daemon=True)
     sampler.start()
-    out, err = proc.communicate()
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        # Peak memory so far is still worth printing when a loaded machine cannot finish a variant.
+        os.killpg(proc.pid, 9)
+        out, err = proc.communicate()
+        out = json.dumps({"pages": 0, "chunks": 0, "failed": 0, "timed_out": True})
     stop.set()
     seconds = time.perf_counter() - started
-    if proc.returncode not in (0, 1):
+    cpu_after = os.times()
+    if proc.returncode not in (0, 1) and '"timed_out"' not in out:
         raise SystemExit(f"{name} failed ({proc.returncode}):\n{err[-3000:]}")
     result = json.loads(out.strip().splitlines()[-1])
     result.update(
@@ -116,41 +149,117 @@ def run_variant(name: str, code: str, args: list[str], cores: list[int]) -> dict
         pages_per_s=round(result["pages"] / seconds, 2),
         chunks_per_s=round(result["chunks"] / seconds, 2),
         peak_rss_mb=round(peak[0] / 1e6),
+        # CPU seconds of the whole tree: comparable across variants even when the machine is shared.
+        cpu_s=round(
+            (cpu_after.children_user - cpu_before.children_user) + (cpu_after.children_system - cpu_before.children_system), 1
+        ),
+        load=f"{load_before:.1f}->{os.getloadavg()[0]:.1f}",
     )
     return result
 
 
+def _first_pages(pdf: str, pages: int, folder: str) -> str:
+    import pikepdf
+
+    out = Path(folder) / f"{Path(pdf).stem}-first{pages}p.pdf"
+    with pikepdf.open(pdf) as src, pikepdf.new() as dst:
+        dst.pages.extend(src.pages[:pages])
+        dst.save(out)
+    return str(out)
+
+
+def _chunk_texts(home: str, limit: int) -> list[str]:
+    texts = []
+    for path in sorted(Path(home).glob("collections/*/sources/*/chunks.jsonl")):
+        texts += [json.loads(line)["text"] for line in path.read_text().splitlines() if line.strip()]
+    # Every n-th chunk, so long and short documents are both represented.
+    step = max(1, len(texts) // limit)
+    return texts[::step][:limit]
+
+
+def _embed_variants(texts: list[str], tmp: str, one: list[int]) -> list[dict]:
+    import numpy as np
+
+    (Path(tmp) / "texts.json").write_text(json.dumps(texts))
+    out = []
+    for runtime in ("torch", "onnx"):
+        r = run_variant(f"embed-{runtime}-1core", EMBED, [f"{tmp}/texts.json", runtime, f"{tmp}/{runtime}.json"], one)
+        r["chunks_per_s"] = round(r["chunks"] / r["embed_wall"], 2)
+        r["chunks_per_cpu_s"] = round(r["chunks"] / r["embed_cpu"], 2)
+        out.append(r)
+    a, b = (np.array(json.loads((Path(tmp) / f"{rt}.json").read_text())) for rt in ("torch", "onnx"))
+    out[1]["min_cosine_vs_torch"] = round(float((a * b).sum(axis=1).min()), 5)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--set", choices=["all", "docs", "large"], default="all")
+    parser.add_argument("--set", choices=["all", "docs", "large", "none"], default="all")
     parser.add_argument("--add", action="append", default=[], help="extra files (e.g. one large PDF)")
+    parser.add_argument("--first-pages", type=int, default=0, help="use only the first N pages of each --add PDF")
+    parser.add_argument("--runtime", choices=["onnx", "torch"], default="onnx", help="docmill's embedding runtime")
+    parser.add_argument("--variants", default="baseline-1core,docmill-1core,docmill-2core,baseline-2core,embed")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of docmill (all cores) on the 619-page PDF and the 872-page DOCX")
+    parser.add_argument("--embed-chunks", type=int, default=400, help="chunks in the embedding-alone comparison")
+    parser.add_argument("--memory-timeout", type=float, default=None, help="stop each memory variant after this many seconds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    dirs = {"all": ["docs", "large"], "docs": ["docs"], "large": ["large"]}[args.set]
-    files = sorted(str(p) for d in dirs for p in (CORPUS / d).iterdir() if p.is_file()) + args.add
+    dirs = {"all": ["docs", "large"], "docs": ["docs"], "large": ["large"], "none": []}[args.set]
     cores = sorted(os.sched_getaffinity(0))
     one = cores[:1]
+    wanted = set(args.variants.split(","))
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        results.append(run_variant("baseline-1core", BASELINE, [json.dumps(files)], one))
-        results.append(run_variant("docmill-1core", DOCMILL, [json.dumps(files), f"{tmp}/h1", "1"], one))
-        if len(cores) > 1:
-            results.append(run_variant(f"docmill-{len(cores)}core", DOCMILL, [json.dumps(files), f"{tmp}/h2", "0"], cores))
-            results.append(run_variant(f"baseline-{len(cores)}core", BASELINE, [json.dumps(files)], cores))
-    base = results[0]
+        added = [_first_pages(a, args.first_pages, tmp) if args.first_pages and a.endswith(".pdf") else a for a in args.add]
+        files = sorted(str(p) for d in dirs for p in (CORPUS / d).iterdir() if p.is_file()) + added
+        n = len(cores)
+        plan = [
+            ("baseline-1core", BASELINE, [json.dumps(files)], one),
+            ("docmill-1core", DOCMILL, [json.dumps(files), f"{tmp}/h1", "1", args.runtime], one),
+            (f"docmill-{n}core", DOCMILL, [json.dumps(files), f"{tmp}/h2", "0", args.runtime], cores),
+            (f"baseline-{n}core", BASELINE, [json.dumps(files)], cores),
+        ]
+        for name, code, argv, use in plan:
+            if name.replace(f"-{n}core", "-2core") in wanted and (len(use) == 1 or n > 1) and files:
+                results.append(run_variant(name, code, argv, use))
+        if "embed" in wanted:
+            homes = [h for h in (f"{tmp}/h1", f"{tmp}/h2") if Path(h).exists()]
+            if not homes:  # the documents' chunks are the texts to embed
+                run_variant("chunks-for-embed", DOCMILL, [json.dumps(files), f"{tmp}/h1", "0", args.runtime], cores)
+                homes = [f"{tmp}/h1"]
+            results += _embed_variants(_chunk_texts(homes[0], args.embed_chunks), tmp, one)
+        if args.memory:
+            for big in ("DA-619p.pdf", "handbook-872p.docx"):
+                path = CORPUS / "large" / big
+                if path.exists():
+                    results.append(run_variant(f"memory-{big}", DOCMILL, [json.dumps([str(path)]), f"{tmp}/m-{big}", "0", args.runtime], cores, args.memory_timeout))
+    by_name = {r["name"]: r for r in results}
     for r in results:
-        r["speed_vs_baseline_1core"] = round(base["seconds"] / r["seconds"], 2)
+        same = by_name.get(r["name"].replace("docmill", "baseline")) if r["name"].startswith("docmill") else None
+        r["x_baseline_same_cores"] = round(same["seconds"] / r["seconds"], 2) if same else None
+    if "embed-torch-1core" in by_name:
+        torch_rate = by_name["embed-torch-1core"]["chunks_per_s"]
+        for r in results:
+            if r["name"].startswith("embed-"):
+                r["x_torch"] = round(r["chunks_per_s"] / torch_rate, 2)
     if args.json:
-        print(json.dumps({"files": len(files), "results": results}, indent=2))
+        print(json.dumps({"files": len(files), "cores": n, "results": results}, indent=2))
         return
-    extra = f" + {', '.join(Path(a).name for a in args.add)}" if args.add else ""
-    print(f"ingest benchmark: {len(files)} files ({', '.join(dirs)}{extra}), {len(cores)} cores")
-    print(f"{'variant':16s} {'sec':>7s} {'pages':>6s} {'pages/s':>8s} {'chunks':>7s} {'chunks/s':>9s} {'peakMB':>7s} {'x base':>7s}")
+    extra = f" + {', '.join(Path(a).name for a in added)}" if added else ""
+    print(f"ingest benchmark: {len(files)} files ({', '.join(dirs) or '-'}{extra}), {n} cores, runtime {args.runtime}")
+    print(f"{'variant':24s} {'sec':>7s} {'cpu s':>7s} {'pages':>6s} {'pages/s':>8s} {'chunks':>7s} {'chunks/s':>9s} {'peakMB':>7s} {'x same':>7s}  load")
     for r in results:
+        ratio = r.get("x_baseline_same_cores") or r.get("x_torch")
         print(
-            f"{r['name']:16s} {r['seconds']:7.1f} {r['pages']:6d} {r['pages_per_s']:8.2f} {r['chunks']:7d} "
-            f"{r['chunks_per_s']:9.2f} {r['peak_rss_mb']:7d} {r['speed_vs_baseline_1core']:7.2f}"
+            f"{r['name']:24s} {r['seconds']:7.1f} {r['cpu_s']:7.1f} {r['pages']:6d} {r['pages_per_s']:8.2f} {r['chunks']:7d} "
+            f"{r['chunks_per_s']:9.2f} {r['peak_rss_mb']:7d} {ratio if ratio is not None else '':>7}  {r['load']}"
+            + ("  (stopped at the timeout: peak so far)" if r.get("timed_out") else "")
         )
+    for r in results:
+        if r.get("phases"):
+            print(f"  {r['name']:22s} phases (s): " + "  ".join(f"{k} {v:.1f}" for k, v in r["phases"].items()))
+        if "min_cosine_vs_torch" in r:
+            print(f"  {r['name']:22s} min cosine vs torch {r['min_cosine_vs_torch']}, {r['chunks_per_cpu_s']} chunks per CPU-second")
 
 
 if __name__ == "__main__":

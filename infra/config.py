@@ -185,6 +185,35 @@ class ChatApiConfig(_Strict):
     threat_protection: bool = Field(False, description="Cognito Plus plan: adaptive auth, compromised credentials")
 
 
+class WebConfig(_Strict):
+    """The notice board web app (frontend/) on S3 behind CloudFront."""
+
+    enabled: bool = True
+    price_class: Literal["PriceClass_100", "PriceClass_200", "PriceClass_All"] = "PriceClass_100"
+    # The API the app calls. When the stack has its own API it is routed by CloudFront under
+    # /api/* (same origin, no CORS); otherwise this URL (an API deployed elsewhere) is used.
+    api_url: str | None = None
+    # Cognito hosted UI (sign in on AWS): the user pool domain and the app client id.
+    cognito_domain: str | None = None
+    cognito_client_id: str | None = None
+    # With the stack's own chat API, its user pool gets a hosted UI domain with this prefix
+    # (default: <project>-<stage>-<part of the stack's UUID>, unique per deployment).
+    cognito_domain_prefix: str | None = Field(None, pattern=r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+    # A custom domain: names plus an ACM certificate in us-east-1 (TLS 1.2+ policy); without
+    # them the distribution answers on its cloudfront.net name.
+    domain_names: list[str] = Field(default_factory=list)
+    certificate_arn: str | None = None
+    # An AWS WAF web ACL (CLOUDFRONT scope, us-east-1) to attach.
+    web_acl_arn: str | None = None
+    log_retention_days: int = Field(90, ge=1)
+
+    @model_validator(mode="after")
+    def _domain_needs_certificate(self) -> WebConfig:
+        if self.domain_names and not self.certificate_arn:
+            raise ValueError("web.domain_names needs web.certificate_arn (an ACM certificate in us-east-1)")
+        return self
+
+
 class StageConfig(_Strict):
     stage: str = "dev"
     project: str = "docmill"
@@ -200,6 +229,7 @@ class StageConfig(_Strict):
     generation: GenerationStageConfig = Field(default_factory=GenerationStageConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     chat_api: ChatApiConfig = Field(default_factory=ChatApiConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
 
     @property
     def stack_name(self) -> str:

@@ -10,6 +10,8 @@ FUNCTIONS_DIR = REPO_ROOT / "functions"
 CONTAINERS_DIR = REPO_ROOT / "containers"
 DOCKERFILE = "containers/Dockerfile"  # relative to the image build context (the repo root)
 DOCKERIGNORE = REPO_ROOT / ".dockerignore"
+# The web app's static build (scripts/install.sh runs `expo export` there).
+WEB_BUILD_DIR = REPO_ROOT / "frontend" / "dist"
 
 # Handler locations agreed with the runtime issue (#5). Zip functions: (asset dir, handler).
 ROUTE_CODE = FUNCTIONS_DIR / "route"
@@ -18,6 +20,8 @@ GENERATION_CODE = FUNCTIONS_DIR / "generation"
 PLAN_HANDLER = "plan.handler"
 CREATE_INDEX_CODE = FUNCTIONS_DIR / "create_index"
 CREATE_INDEX_HANDLER = "handler.handler"
+FINETUNE_CODE = FUNCTIONS_DIR / "finetune"
+FINETUNE_EVALUATE_HANDLER = "evaluate.handler"
 
 # Container image entry points (module paths inside the image, WORKDIR = LAMBDA_TASK_ROOT).
 PROCESS_DOCUMENT_CMD = "functions.process_document.handler.handler"

@@ -24,10 +24,18 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   fi
 fi
 
+# The ONNX embedder: exported offline from the packaged MiniLM weights into the model cache
+# (DOCMILL_MODEL_CACHE, default ~/.cache/docmill); a no-op when the export is already there.
+export_models() {
+  "$VENV/bin/python" -m docmill.embeddings.export \
+    || echo "warning: ONNX export failed; it is retried on first use (or set DOCMILL_EMBED_RUNTIME=torch)" >&2
+}
+
 stamp="$VENV/.docmill-install-stamp"
 want=$(cat requirements/lock.txt requirements/lock.d/*.txt requirements/no-deps.txt constraints.txt pyproject.toml package.json 2>/dev/null | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   echo "docmill: dependencies already installed ($VENV)"
+  export_models
   exit 0
 fi
 
@@ -43,4 +51,5 @@ if [ -f package.json ] && command -v npm >/dev/null; then
   npm install --no-audit --no-fund --silent >/dev/null 2>&1 || echo "warning: npm install failed; 'npx cdk' will not work" >&2
 fi
 echo "$want" > "$stamp"
+export_models
 echo "docmill: installed into $VENV"

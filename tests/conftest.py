@@ -36,7 +36,17 @@ def corpus_bad() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder():
-    """One loaded MiniLM per test session: loading costs seconds, reuse costs nothing."""
+    """One loaded MiniLM per test session, on the default runtime (ONNX; the model is exported
+    into the model cache on first use): loading costs seconds, reuse costs nothing."""
+    from docmill.config import Settings
+    from docmill.embeddings import embedder_for
+
+    return embedder_for(Settings())
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():
+    """The PyTorch MiniLM, the reference the ONNX runtime is held to."""
     from docmill.embeddings.local import LocalEmbedder
 
     return LocalEmbedder.shared()

@@ -142,7 +142,13 @@ class ChatApi(Construct):
         if config.provisioned_concurrency:
             target = self.function.add_alias("live", provisioned_concurrent_executions=config.provisioned_concurrency)
         # The function's own grants: its state table, and starting/reading generation runs.
-        self.table.grant_read_write_data(self.function)
+        # The calls docmill.api.state makes, on this table only (the data key is granted by the
+        # stack with the buckets').
+        iam.Grant.add_to_principal(
+            grantee=self.function,
+            actions=["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:Query"],
+            resource_arns=[self.table.table_arn],
+        )
         if generation is not None:
             generation.grant_start_execution(self.function)
             self.function.add_to_role_policy(iam.PolicyStatement(

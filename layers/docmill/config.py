@@ -93,6 +93,7 @@ class AwsSettings(BaseModel):
     raw_bucket: str | None = None
     processed_bucket: str | None = None  # None: outputs go under ``home``
     datasets_bucket: str | None = None
+    models_bucket: str | None = None  # fine-tuned adapters, their cards and the job records (jobs/)
     work_prefix: str = "_work/"
     process_function: str | None = None  # container Lambda that processes one small object
     # Process in the router itself instead (docmill dev against an external emulator, tests).
@@ -147,9 +148,9 @@ class Settings(BaseSettings):
     tenant: str = "default"
     store: Literal["local", "opensearch", "none"] = "local"
     embedder: str = "minilm"
-    # How the local MiniLM runs: ONNX Runtime (no torch in the process; the default) or the
-    # PyTorch model itself. "onnx-int8" is smaller but its vectors drift further from PyTorch.
-    embed_runtime: Literal["onnx", "onnx-int8", "torch"] = "onnx"
+    # How the local MiniLM runs: ONNX Runtime (no torch in the process: fast cold start, less
+    # memory; the default) or the PyTorch model itself. Vectors agree to cosine > 0.999.
+    embed_runtime: Literal["onnx", "torch"] = "onnx"
     # Where exported models (the ONNX embedder) are cached; filled by scripts/install.sh.
     model_cache: Path = Field(default_factory=lambda: Path.home() / ".cache" / "docmill")
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)

@@ -33,17 +33,16 @@ def test_endpoint_config_serves_one_g5_2xlarge(synth: Synth) -> None:
     assert endpoint["Properties"]["EndpointName"] == "docmill-dev-llm"
 
 
-def test_only_generate_batch_may_invoke_the_endpoint_and_only_that_one(synth: Synth) -> None:
+def test_only_generate_batch_and_the_chat_api_may_invoke_the_endpoint_and_only_that_one(synth: Synth) -> None:
     invokers = [
         (lid, st)
         for lid, st in statements(synth.template)
         if "sagemaker:InvokeEndpoint" in as_list(st["Action"])
     ]
-    assert [lid for lid, _ in invokers] and all(
-        lid.startswith("GenerationGenerateBatch") for lid, _ in invokers
-    )
-    ((_, st),) = invokers
-    assert json.dumps(st["Resource"]).endswith(':endpoint/docmill-dev-llm"]]}')
+    assert sorted(lid.startswith("GenerationGenerateBatch") for lid, _ in invokers) == [False, True]
+    assert all(lid.startswith(("GenerationGenerateBatch", "ChatApiFunction")) for lid, _ in invokers)
+    for _, st in invokers:
+        assert json.dumps(st["Resource"]).endswith(':endpoint/docmill-dev-llm"]]}')
 
 
 def test_s3_weights_need_no_token(synth: Synth) -> None:

@@ -15,13 +15,15 @@ def _by_prefix(synth: Synth, prefix: str) -> tuple[str, dict]:
     return matches[0]
 
 
-def test_four_buckets_all_block_public_access(synth: Synth) -> None:
+def test_every_bucket_blocks_public_access(synth: Synth) -> None:
     buckets = _buckets(synth)
     assert {lid.rstrip("0123456789ABCDEF") for lid in buckets} == {
         "StorageAccessLogs",
         "StorageRaw",
         "StorageProcessed",
         "StorageDatasets",
+        "WebSite",  # the web app's build (tests/infra/test_web.py)
+        "WebCdnLogs",
     }
     for lid, bucket in buckets.items():
         block = bucket["Properties"]["PublicAccessBlockConfiguration"]

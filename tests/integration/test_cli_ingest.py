@@ -52,3 +52,29 @@ def test_invalid_chunk_settings_are_a_usage_error(tmp_path, corpus_docs):
 
     assert result.exit_code == 2
     assert "overlap must be smaller than max_characters" in result.stdout
+
+
+def test_installed_command_reports_seconds_per_phase(tmp_path, corpus_docs):
+    # Given the command as a user runs it, from another folder, on the default (ONNX) embedder
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    layers = Path(__file__).resolve().parents[2] / "layers"
+    env = dict(os.environ, PYTHONPATH=str(layers))
+    args = [sys.executable, "-m", "docmill", "ingest", str(corpus_docs / "fake-memo.pdf"), str(corpus_docs / "fake-text.txt")]
+    out = subprocess.run(
+        [*args, "--home", str(tmp_path / "home"), "--store", "local", "--json"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+    # Then the totals say where the time went, phase by phase
+    assert out.returncode == 0, out.stderr[-2000:]
+    summary = json.loads(out.stdout)
+    phases = summary["totals"]["phases"]
+    assert list(phases) == ["checks", "partition", "clean", "chunk", "embed", "write", "index"]
+    assert all(v >= 0 for v in phases.values())
+    assert phases["partition"] > 0 and phases["embed"] > 0 and phases["index"] > 0
+    assert sum(phases.values()) <= sum(f["seconds"] for f in summary["files"]) + 0.1
+    assert all(set(f["phases"]) >= {"partition", "embed", "write"} for f in summary["files"])

@@ -85,6 +85,28 @@ def test_chunk_records_carry_full_lineage(corpus_run, corpus_docs, embedder):
     assert {p for c in chunks for p in c["page_numbers"]} == {1, 2}
 
 
+@pytest.mark.slow
+def test_every_corpus_chunk_embeds_as_the_pytorch_model_does(corpus_run, embedder, torch_embedder):
+    # Given every chunk of the corpus, embedded during ingest by the default (ONNX) runtime
+    home, _ = corpus_run
+    chunks = [
+        json.loads(line)
+        for path in sorted((home / "collections/corpus/sources").glob("*/chunks.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert len(chunks) > 100 and type(embedder).__name__ == "OnnxEmbedder"
+
+    # When the PyTorch model embeds the same texts
+    reference = torch_embedder.embed_documents([c["text"] for c in chunks])
+
+    # Then each ONNX vector is within cosine 0.99 of PyTorch's
+    worst = min(
+        (sum(a * b for a, b in zip(c["embedding"], r, strict=True)), c["chunk_id"]) for c, r in zip(chunks, reference, strict=True)
+    )
+    assert worst[0] >= 0.99, worst
+
+
 def test_paged_formats_have_page_numbers_on_every_chunk(corpus_run, corpus_docs):
     home, report = corpus_run
 

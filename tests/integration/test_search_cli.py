@@ -44,13 +44,13 @@ def paragraph_chunks(text: str, limit: int = 800) -> list[str]:
 
 @pytest.fixture(scope="module")
 def embedder():
-    """The process-wide MiniLM (same instance as the suite's shared ``embedder`` fixture)."""
-    import torch
+    """The process-wide MiniLM on the default runtime (what ``docmill search`` embeds queries with)."""
+    from docmill.config import Settings
+    from docmill.embeddings import embedder_for
 
-    from docmill.embeddings.local import LocalEmbedder
-
-    torch.set_num_threads(1)  # the CI box is shared; one thread is plenty for ~100 chunks
-    return LocalEmbedder.shared()
+    embedder = embedder_for(Settings())
+    embedder.set_threads(1)  # the CI box is shared; one thread is plenty for ~100 chunks
+    return embedder
 
 
 @pytest.fixture(scope="module")

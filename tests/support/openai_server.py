@@ -70,6 +70,26 @@ class FakeOpenAIServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _stream(self, body: dict[str, Any], text: str) -> None:
+                """The streaming wire format: one ``chat.completion.chunk`` per word, then [DONE]."""
+                self.send_response(200)
+                self.send_header("Content-Type", "text/event-stream")
+                self.send_header("Connection", "close")
+                self.end_headers()
+                words = text.split(" ")
+                pieces = [w + (" " if i < len(words) - 1 else "") for i, w in enumerate(words)]
+                for _i, piece in enumerate([{"role": "assistant"}] + [{"content": p} for p in pieces]):
+                    chunk = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": int(time.time()),
+                             "model": body.get("model", fake.model),
+                             "choices": [{"index": 0, "delta": piece, "finish_reason": None}]}
+                    self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
+                    self.wfile.flush()
+                final = {"id": "chatcmpl-stream", "object": "chat.completion.chunk", "created": int(time.time()),
+                         "model": body.get("model", fake.model), "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                self.wfile.write(f"data: {json.dumps(final)}\n\ndata: [DONE]\n\n".encode())
+                self.wfile.flush()
+                self.close_connection = True
+
             def do_GET(self) -> None:
                 if self.path.rstrip("/") == "/v1/models":
                     self._send(200, {"object": "list", "data": [{"id": fake.model, "object": "model"}]})
@@ -95,6 +115,9 @@ class FakeOpenAIServer:
                 if fake.latency_s:
                     time.sleep(fake.latency_s)
                 text = fake.reply(body)
+                if body.get("stream"):
+                    self._stream(body, text)
+                    return
                 prompt_tokens = sum(len(m["content"].split()) + 4 for m in body["messages"])
                 completion_tokens = len(text.split())
                 self._send(200, {

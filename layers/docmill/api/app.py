@@ -211,7 +211,8 @@ def create_app(services: ApiServices) -> FastAPI:
 
             events = services.chat.stream(who, body)  # refusals happen here, before any event
             return EventSourceResponse(({"event": name, "data": sse_data(data)} for name, data in events), ping=15)
-        return services.chat.answer(who, body).model_dump()
+        result = services.chat.answer(who, body)
+        return JSONResponse(result.model_dump(), headers={"Server-Timing": result.server_timing})
 
     @app.post(f"{API}/chat", tags=["chat"])
     def chat(who: Caller, body: ChatRequest) -> Any:

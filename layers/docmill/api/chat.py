@@ -20,7 +20,9 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, Field
+import time
+
+from pydantic import BaseModel, Field, PrivateAttr
 
 from docmill.api.documents import document_id_in
 from docmill.api.errors import InvalidRequest, NotFound
@@ -66,6 +68,12 @@ class ChatAnswer(BaseModel):
     conversation_id: str
     citations: list[Citation]
     model: str | None = None
+    #: milliseconds per step (retrieve, llm, total); served as a Server-Timing header
+    _timings: dict[str, float] = PrivateAttr(default_factory=dict)
+
+    @property
+    def server_timing(self) -> str:
+        return ", ".join(f"{name};dur={ms:.1f}" for name, ms in self._timings.items())
 
 
 #: (tenant, requested model name or None) -> the client that answers; raises NotFound for an
@@ -124,6 +132,7 @@ class Prepared:
     messages: list[ChatMessage]
     llm: LLMClient | None
     timings: dict[str, float] = field(default_factory=dict)
+    started: float = 0.0
 
 
 class ChatService:
@@ -171,6 +180,7 @@ class ChatService:
     # -- answering ----------------------------------------------------------------------------
 
     def prepare(self, principal: Principal, request: ChatRequest) -> Prepared:
+        started = time.perf_counter()
         tenant = principal.tenant
         if request.collection is not None:
             check_name(request.collection, "collection")
@@ -186,13 +196,17 @@ class ChatService:
         llm = self.resolve_model(tenant, request.model)  # an unknown model fails before any work
         previous = [m["content"] for m in history if m["role"] == "user"][-1:]
         query = " ".join(previous + [request.message])
+        embed_started = time.perf_counter()
         vector = self.embed_query(query)
+        search_started = time.perf_counter()
         filters = SearchFilter(tenant=tenant, collection=request.collection)
         hits = [h for h in self.vector_store().search(vector, self.top_k, filters) if h.score >= self.min_score]
+        timings = {"embed": (search_started - embed_started) * 1000, "search": (time.perf_counter() - search_started) * 1000}
         if not request.conversation_id:
             self.state.put(tenant, CONVERSATION, conversation["id"], conversation)
+        timings["retrieve"] = (time.perf_counter() - started) * 1000
         if not hits:
-            return Prepared(tenant, conversation, [], [], None)
+            return Prepared(tenant, conversation, [], [], None, timings, started)
         context = "\n\n".join(
             f"[{i}] ({_source_name(h.source_uri)}{', p. ' + ','.join(map(str, h.page_numbers)) if h.page_numbers else ''})\n{h.text}"
             for i, h in enumerate(hits, 1)
@@ -200,7 +214,7 @@ class ChatService:
         messages = [ChatMessage(role="system", content=SYSTEM_PROMPT.format(context=context))]
         messages += [ChatMessage(role=m["role"], content=m["content"]) for m in history if m["role"] in ("user", "assistant")]
         messages.append(ChatMessage(role="user", content=request.message))
-        return Prepared(tenant, conversation, hits, messages, llm)
+        return Prepared(tenant, conversation, hits, messages, llm, timings, started)
 
     def _finish(self, prepared: Prepared, request: ChatRequest, answer: str) -> ChatAnswer:
         citations = select_citations(answer, prepared.hits)
@@ -209,14 +223,18 @@ class ChatService:
         self._append(prepared.tenant, cid, "assistant", answer,
                      citations=[c.model_dump() for c in citations])
         self.state.update(prepared.tenant, CONVERSATION, cid, updated=now_iso())
-        return ChatAnswer(answer=answer, conversation_id=cid, citations=citations,
-                          model=prepared.llm.model_id if prepared.llm else None)
+        result = ChatAnswer(answer=answer, conversation_id=cid, citations=citations,
+                            model=prepared.llm.model_id if prepared.llm else None)
+        result._timings = {**prepared.timings, "total": (time.perf_counter() - prepared.started) * 1000}
+        return result
 
     def answer(self, principal: Principal, request: ChatRequest) -> ChatAnswer:
         prepared = self.prepare(principal, request)
         if prepared.llm is None:
             return self._finish(prepared, request, NOT_COVERED)
+        called = time.perf_counter()
         reply = prepared.llm.chat(prepared.messages, self.params)
+        prepared.timings["llm"] = (time.perf_counter() - called) * 1000
         return self._finish(prepared, request, reply.text.strip() or NOT_COVERED)
 
     def stream(self, principal: Principal, request: ChatRequest) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -51,9 +51,10 @@ class _Once:
 
 def _default_embedder(settings: Settings) -> Callable[[], Embedder]:
     def build() -> Embedder:
-        from docmill.embeddings import get_embedder
+        from docmill.embeddings import embedder_for
 
-        return get_embedder(settings.embedder, batch_size=settings.ingest.embed_batch_size)
+        # The settings' runtime (ONNX by default): chat and search embed queries without torch.
+        return embedder_for(settings, batch_size=settings.ingest.embed_batch_size)
 
     return _Once(build)
 

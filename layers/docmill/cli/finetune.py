@@ -212,3 +212,74 @@ def jobs_command(
             f"{r.job_id}  {r.status:<9} {r.on:<9} {r.dataset.get('format', '-'):<11} "
             f"tuned loss {'-' if loss is None else f'{loss:.4f}'}  {r.dataset.get('location', '')}"
         )
+
+
+@app.command("deploy")
+def deploy_command(
+    job_id: Annotated[str, typer.Argument(help="a completed fine-tune job")],
+    role_arn: Annotated[
+        str | None, typer.Option("--role-arn", envvar="DOCMILL_SAGEMAKER_ROLE_ARN", help="endpoint execution role")
+    ] = None,
+    models_bucket: Annotated[
+        str | None, typer.Option("--models-bucket", envvar="DOCMILL_MODELS_BUCKET", help="models bucket")
+    ] = None,
+    instance_type: Annotated[str, typer.Option("--instance-type")] = "ml.g5.xlarge",
+    json_out: JsonOption = False,
+    home: HomeOption = None,
+    tenant: TenantOption = None,
+    jobs: JobsOption = None,
+) -> None:
+    """Serve a tuned adapter on the tenant's SageMaker endpoint (LMI container, LoRA inference component)."""
+    from docmill import aws
+    from docmill.config import load_settings
+    from docmill.finetune.endpoint import adapter_archive, deploy_adapter
+    from docmill.finetune.model import load_base, resolve_base
+    from docmill.finetune.sagemaker import ensure_uploaded
+
+    try:
+        settings = load_settings(home=home, tenant=tenant)
+        if not role_arn or not models_bucket:
+            raise ConfigurationError("deploy needs --role-arn and --models-bucket (env DOCMILL_SAGEMAKER_ROLE_ARN, DOCMILL_MODELS_BUCKET)")
+        service = finetuner(settings, jobs)
+        record = service.jobs.get(settings.tenant, job_id)
+        s3 = aws.client("s3")
+        adapter_uri = ensure_uploaded(s3, models_bucket, f"{settings.tenant}/{job_id}/adapter.tar.gz",
+                                      adapter_archive(service.adapter_dir(settings.tenant, job_id)))
+        base = resolve_base(str(record.params.get("base", "local")), cache_dir=service.cache_dir)
+        if base.path.suffix == ".gguf":  # serving needs the converted weights folder
+            load_base(base, cache_dir=service.cache_dir)
+            base = resolve_base(str(record.params.get("base", "local")), cache_dir=service.cache_dir)
+        prefix = f"base/hf/{base.path.name}"
+        for path in sorted(p for p in base.path.rglob("*") if p.is_file()):
+            ensure_uploaded(s3, models_bucket, f"{prefix}/{path.relative_to(base.path).as_posix()}", path)
+        sagemaker = aws.client("sagemaker")
+        names = deploy_adapter(sagemaker, tenant=settings.tenant, job_id=job_id, adapter_uri=adapter_uri,
+                               base_model_uri=f"s3://{models_bucket}/{prefix}", role_arn=role_arn,
+                               region=sagemaker.meta.region_name, instance_type=instance_type)
+        service.jobs.update(record, remote={**record.remote, "serving": names})
+    except (DocmillError, ValueError) as exc:
+        raise _fail(exc, json_out) from None
+    typer.echo(json.dumps(names) if json_out else f"{job_id} answers on {names['endpoint']} ({names['inference_component']})")
+
+
+@app.command("undeploy")
+def undeploy_command(
+    job_id: Annotated[str | None, typer.Argument(help="the adapter to remove")] = None,
+    everything: Annotated[bool, typer.Option("--all", help="delete the tenant's whole endpoint")] = False,
+    json_out: JsonOption = False,
+    home: HomeOption = None,
+    tenant: TenantOption = None,
+) -> None:
+    """Tear down a tuned adapter's inference component, or with --all the tenant's endpoint."""
+    from docmill import aws
+    from docmill.config import load_settings
+    from docmill.finetune.endpoint import undeploy
+
+    try:
+        settings = load_settings(home=home, tenant=tenant)
+        if not job_id and not everything:
+            raise ConfigurationError("name a JOB_ID or pass --all")
+        deleted = undeploy(aws.client("sagemaker"), tenant=settings.tenant, job_id=job_id, everything=everything)
+    except (DocmillError, ValueError) as exc:
+        raise _fail(exc, json_out) from None
+    typer.echo(json.dumps({"deleted": deleted}) if json_out else ("deleted: " + ", ".join(deleted) if deleted else "nothing to delete"))

@@ -137,6 +137,9 @@ def ingest(
     max_pages: Annotated[int, typer.Option(help="refuse documents with more pages than this")] = 5000,
     workers: Annotated[int, typer.Option(help="parallel partition processes (0 = one per core)")] = 0,
     batch_size: Annotated[int, typer.Option(help="embedding batch size (small is fastest on a CPU)")] = 8,
+    embed_runtime: Annotated[
+        str | None, typer.Option("--embed-runtime", help="onnx | torch (env DOCMILL_EMBED_RUNTIME; default onnx)")
+    ] = None,
     lenient_pdf: Annotated[bool, typer.Option("--lenient-pdf", help="ingest what can be recovered from damaged PDFs")] = False,
     force: Annotated[bool, typer.Option("--force", help="re-process unchanged files too")] = False,
     tenant: Annotated[str | None, typer.Option(help="tenant id stored with every chunk")] = None,
@@ -162,7 +165,7 @@ def ingest(
             embed_batch_size=batch_size,
             force=force,
         )
-        settings = load_settings(home=home, tenant=tenant, ingest=options)
+        settings = load_settings(home=home, tenant=tenant, ingest=options, embed_runtime=embed_runtime)
         with RichProgress(console) as progress:
             ingestor = build_ingestor(settings, collection=collection, out=out, store=store, progress=progress, lenient_pdf=lenient_pdf)
             report = ingestor.run(inputs)

@@ -78,8 +78,10 @@ def serve(
         sys.stdout.write(f"docmill API on {info['api']} (docs: {info['api']}/docs)"
                          + (f", web app on {info['url']}" if web else "") + "\n")
     sys.stdout.flush()
+    # Keep-alive longer than clients' own idle expiry (httpx, browsers: 5-60 s), so the server
+    # never closes a connection at the moment a client reuses it (a "connection reset").
     config = uvicorn.Config(create_app(services), log_level="warning", access_log=False,
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=5, timeout_keep_alive=75)
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:

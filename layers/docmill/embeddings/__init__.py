@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __all__ = ["RUNTIMES", "Embedder", "embedder_for", "get_embedder", "model_id_for"]
 
 _MINILM_NAMES = ("minilm", "local", "all-MiniLM-L6-v2")
-RUNTIMES = ("onnx", "onnx-int8", "torch")
+RUNTIMES = ("onnx", "torch")
 
 
 def model_id_for(name: str) -> str:
@@ -29,7 +29,7 @@ def get_embedder(
 ) -> Embedder:
     """Resolve an embedder by name and runtime; heavy imports happen only for the one asked for.
 
-    ``runtime`` "onnx"/"onnx-int8" need ``cache_dir`` (where the exported model lives, exported
+    ``runtime`` "onnx" needs ``cache_dir`` (where the exported model lives, exported
     there on first use); "torch" loads the PyTorch model.
     """
     model_id_for(name)  # validates the name
@@ -44,7 +44,7 @@ def get_embedder(
     from docmill.embeddings.export import ensure_onnx_model, packaged_model_dir
     from docmill.embeddings.onnx import OnnxEmbedder
 
-    model_file = ensure_onnx_model(cache_dir, quantize=runtime == "onnx-int8")
+    model_file = ensure_onnx_model(cache_dir)
     return OnnxEmbedder.shared(model_file, packaged_model_dir(), **kwargs)
 
 

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from pydantic import BaseModel, Field
 
-from docmill.errors import ConfigurationError, FinetuneError
-from docmill.finetune.jobs import JobRecord
+from docmill.errors import ConfigurationError, FinetuneError, JobNotFound
+from docmill.finetune.jobs import JobRecord, JobStore
 from docmill.finetune.train import METRICS_FILE, FinetuneParams
 from docmill.storage import is_s3_uri, parse_s3_uri
 
@@ -278,3 +279,42 @@ def refresh(record: JobRecord, *, sagemaker: Any, s3: Any) -> JobRecord:
         record.remote["billable_seconds"] = billable
         record.remote["hours"] = math.ceil(billable / 36) / 100
     return record
+
+
+class EvaluateEvent(BaseModel):
+    """What the Step Functions evaluation step hands over once ``createTrainingJob.sync`` is done."""
+
+    tenant: str
+    job_id: str
+    out: str  # s3://<models>/<tenant>/<job_id>
+    training_job_name: str | None = None
+    dataset_uri: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+def record_evaluation(jobs: JobStore, s3: Any, event: EvaluateEvent) -> dict[str, Any]:
+    """Read the finished job's ``metrics.json`` (base vs tuned on the test split), mark its
+    record completed, and report whether the tuned model beat the base on test loss."""
+    bucket, prefix = parse_s3_uri(event.out)
+    try:
+        metrics = json.loads(s3.get_object(Bucket=bucket, Key=f"{prefix}/{METRICS_FILE}")["Body"].read())
+    except ClientError as error:
+        raise FinetuneError(f"training {event.job_id} left no {METRICS_FILE} at {event.out}: {error}") from error
+    try:
+        record = jobs.get(event.tenant, event.job_id)
+    except JobNotFound:
+        record = jobs.create(
+            event.tenant, job_id=event.job_id, on="sagemaker",
+            dataset={"location": event.dataset_uri}, params=event.params,
+        )
+    record.status = "completed"
+    record.metrics = metrics
+    record.artefacts.update(
+        {"adapter": f"{event.out}/adapter", "card": f"{event.out}/README.md", "plot": f"{event.out}/loss.png",
+         "metrics": f"{event.out}/{METRICS_FILE}"}
+    )
+    if event.training_job_name:
+        record.remote["training_job_name"] = event.training_job_name
+    jobs.save(record)
+    base, tuned = metrics.get("base", {}).get("test_loss"), metrics.get("tuned", {}).get("test_loss")
+    return {**record.summary(), "improved": base is not None and tuned is not None and tuned < base}

@@ -44,6 +44,7 @@ from docmill.documents.split import (
 from docmill.embeddings.base import Embedder
 from docmill.errors import DocmillError, DocumentError
 from docmill.ingest.sources import SourceRef, discover_sources, source_id_for
+from docmill.ingest.workers import die_with_parent
 from docmill.models import FileResult, IngestReport
 from docmill.names import collection_prefix, validate_name
 from docmill.storage import ObjectStore
@@ -59,8 +60,8 @@ class IngestProgress(Protocol):
 
 
 SMALL_BATCH_BYTES = 512 * 1024
-# PDFs at least this large may be split into page ranges (the page count decides), so one
-# large PDF alone still gets parallel workers.
+# A PDF at least this large counts as splittable when choosing how many workers to start (its
+# page count decides once it is open), so one large PDF alone still gets parallel workers.
 SPLIT_CANDIDATE_BYTES = 256 * 1024
 
 
@@ -214,7 +215,8 @@ class Ingestor:
         return self._embedder
 
     def _worker_count(self, todo: Sequence[SourceRef]) -> int:
-        if not self.options.workers and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
+        splittable = any(_split_candidate(r) for r in todo)
+        if not self.options.workers and not splittable and sum(r.descriptor.size or 0 for r in todo) < SMALL_BATCH_BYTES:
             # Starting worker processes (each imports Unstructured) costs more than a few small
             # files take to parse; an explicit --workers still wins.
             return 1
@@ -299,8 +301,12 @@ class Ingestor:
         # letting the embedder's threads fight the workers (bench/ingest.py).
         cores = len(os.sched_getaffinity(0))
         self._embed_threads = max(1, cores - workers)
+        # Workers die with this process, even on kill -9 (docmill.ingest.workers).
+        pool_args: dict[str, Any] = {"initializer": die_with_parent, "initargs": (os.getpid(),)}
+        if self._embedder is not None:
+            self._embedder.set_threads(self._embed_threads)
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **pool_args) as pool:
                 while queue or in_flight:
                     while queue and active < max_in_flight:
                         pending = self._submit(pool, queue.pop(0), workers)
@@ -352,7 +358,7 @@ class Ingestor:
             cm = ref.materialise(self.s3_client)
             path = cm.__enter__()
             pending.cleanup = cm
-            pages = pdf_page_count(path) if _split_candidate(ref) else None
+            pages = pdf_page_count(path) if ref.descriptor.name.lower().endswith(".pdf") and workers > 1 else None
             if should_split(self.options, pages, workers):
                 ranges = page_ranges(pages or 0, self.options.split_pages)
                 check = pool.submit(_check_worker, str(path), ref.descriptor, self.options, self.lenient_pdf)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -26,6 +26,15 @@ class GenerationParams(BaseModel):
     top_p: float = 0.9
     stop: list[str] | None = None
     seed: int | None = None
+    # Repetition control; None leaves it to the client (the local model applies its own
+    # defaults, remote servers theirs). Both count only the reply's tokens, never the prompt's,
+    # so an answer may quote its context.
+    repetition_penalty: float | None = Field(None, ge=1.0, le=3.0)
+    no_repeat_ngram_size: int | None = Field(None, ge=0, le=64)
+    # A JSON Schema the reply must satisfy. Clients with ``supports_json_schema`` enforce it
+    # while decoding (local: llguidance; OpenAI-compatible: response_format json_schema;
+    # SageMaker TGI: grammar); the others ignore it, so callers still validate the reply.
+    json_schema: dict[str, Any] | None = None
 
 
 class Usage(BaseModel):
@@ -58,6 +67,9 @@ class LLMClient(ABC):
     # the rest of that message. Callers use it to fix the shape of an answer (e.g. the opening
     # of a JSON object) so that a small model only has to fill in the content.
     supports_prefill: bool = False
+    # True when ``GenerationParams.json_schema`` is enforced during decoding (the reply is
+    # valid JSON for the schema unless it was cut by ``max_tokens``).
+    supports_json_schema: bool = False
 
     def __init__(self) -> None:
         self.accounting = CallAccounting()

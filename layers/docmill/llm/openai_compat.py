@@ -13,18 +13,21 @@ connection errors -> ``LLMUnavailable``; other 4xx -> ``LLMError`` (not retried)
 from __future__ import annotations
 
 import email.utils
+import json
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
 
 from docmill.errors import LLMError, LLMResponseError, LLMThrottled, LLMTimeout, LLMUnavailable
-from docmill.llm.base import ChatMessage, GenerationParams, LLMResponse
+from docmill.llm.base import ChatMessage, GenerationParams, LLMResponse, Usage
 from docmill.llm.guarded import GuardedLLM
 from docmill.llm.ratelimit import CallGuard
 from docmill.llm.payloads import parse_chat_completion
+from docmill.llm.tokens import estimate_messages_tokens, estimate_tokens
 
 
 def chat_completions_url(base_url: str) -> str:
@@ -53,6 +56,8 @@ def parse_retry_after(value: str | None, *, now: float | None = None) -> float |
 
 
 class OpenAICompatLLM(GuardedLLM):
+    supports_json_schema = True
+
     def __init__(
         self,
         base_url: str,
@@ -115,6 +120,13 @@ class OpenAICompatLLM(GuardedLLM):
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        if params.json_schema is not None:
+            # OpenAI structured outputs; vLLM, llama.cpp server, Ollama and TGI accept this shape.
+            body["response_format"] = {"type": "json_schema",
+                                       "json_schema": {"name": "reply", "schema": params.json_schema, "strict": True}}
+        if params.repetition_penalty is not None:
+            # Not an OpenAI field: vLLM and TGI read it, so it is sent only when a caller asks.
+            body["repetition_penalty"] = params.repetition_penalty
         body.update(self.extra_body)
         return body
 
@@ -126,6 +138,14 @@ class OpenAICompatLLM(GuardedLLM):
             raise LLMTimeout(f"{self.url} timed out after {self.timeout[1]}s") from error
         except requests.ConnectionError as error:
             raise LLMUnavailable(f"{self.url} unreachable: {error}") from error
+        self._raise_for_status(reply)
+        try:
+            payload = reply.json()
+        except ValueError as error:
+            raise LLMResponseError(f"{self.url} returned non-JSON: {_snippet(reply)}") from error
+        return parse_chat_completion(payload, model_id=self.model_id, prompt_messages=messages)
+
+    def _raise_for_status(self, reply: requests.Response) -> None:
         status = reply.status_code
         if status == 429:
             raise LLMThrottled(f"{self.url} answered 429: {_snippet(reply)}",
@@ -136,11 +156,63 @@ class OpenAICompatLLM(GuardedLLM):
             raise LLMUnavailable(f"{self.url} answered {status}: {_snippet(reply)}")
         if status >= 400:
             raise LLMError(f"{self.url} answered {status}: {_snippet(reply)}")
+
+    def stream_chat(self, messages: Sequence[ChatMessage], params: GenerationParams | None = None) -> Iterator[str]:
+        """The reply's text pieces as the server generates them (``"stream": true``).
+
+        Opening the stream goes through the guard like ``chat`` (rate limits, bounded
+        concurrency, retries on 429/5xx/timeouts): nothing has been yielded yet, so a retry is
+        invisible. Once text flows, a broken connection raises ``LLMUnavailable``.
+        """
+        conversation = list(messages)
+        if not conversation:
+            raise LLMError("chat needs at least one message")
+        params = params or self.default_params
+        prompt_tokens = estimate_messages_tokens(conversation)
+        opened: dict[str, requests.Response] = {}
+
+        def attempt() -> LLMResponse:
+            body = {**self.build_body(conversation, params), "stream": True}
+            try:
+                reply = self._session().post(self.url, json=body, timeout=self.timeout, stream=True)
+            except requests.Timeout as error:
+                raise LLMTimeout(f"{self.url} timed out after {self.timeout[1]}s") from error
+            except requests.ConnectionError as error:
+                raise LLMUnavailable(f"{self.url} unreachable: {error}") from error
+            try:
+                self._raise_for_status(reply)
+            except LLMError:
+                reply.close()
+                raise
+            opened["reply"] = reply
+            return LLMResponse(text="", usage=Usage(input_tokens=prompt_tokens), model_id=self.model_id)
+
+        started = time.perf_counter()
+        self.guard.call(attempt, estimated_tokens=prompt_tokens + params.max_tokens)
+        reply, parts = opened["reply"], []
         try:
-            payload = reply.json()
-        except ValueError as error:
-            raise LLMResponseError(f"{self.url} returned non-JSON: {_snippet(reply)}") from error
-        return parse_chat_completion(payload, model_id=self.model_id, prompt_messages=messages)
+            for line in reply.iter_lines(decode_unicode=True):
+                if not line or not line.startswith("data:"):
+                    continue
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    break
+                try:
+                    choices = json.loads(data).get("choices") or [{}]
+                except ValueError as error:
+                    raise LLMResponseError(f"{self.url} streamed a non-JSON event: {data[:200]}") from error
+                piece = (choices[0].get("delta") or {}).get("content")
+                if piece:
+                    parts.append(piece)
+                    yield piece
+        except requests.RequestException as error:
+            self._record(None)
+            raise LLMUnavailable(f"{self.url} stream broke: {error}") from error
+        finally:
+            reply.close()
+        text = "".join(parts)
+        self._record(LLMResponse(text=text, usage=Usage(input_tokens=prompt_tokens, output_tokens=estimate_tokens(text)),
+                                 latency_s=time.perf_counter() - started, model_id=self.model_id))
 
 
 def _snippet(reply: requests.Response) -> str:

@@ -18,6 +18,13 @@ Two payload styles, chosen per endpoint:
   ``details.generated_tokens`` when present; input tokens from ``details.prefill`` when
   present, otherwise both are estimated.
 
+Structured output: with ``container="tgi"`` a request's ``json_schema`` becomes TGI guidance,
+``response_format: {"type": "json_object", "value": schema}`` (Messages API) or
+``parameters.grammar: {"type": "json", "value": schema}`` (generate); LMI gets none (its
+schema support depends on the backend), so ``supports_json_schema`` is False there and
+callers validate the reply. ``repetition_penalty``, when a request sets it, goes into the
+generate ``parameters`` (TGI and LMI accept it); the Messages API has no such field.
+
 Errors: ``ThrottlingException`` / ``ModelNotReadyException`` / a ``ModelError`` whose
 container answered 429 -> ``LLMThrottled``; read/connect timeouts (and a container 408/504)
 -> ``LLMTimeout``; 5xx and connection failures -> ``LLMUnavailable`` (all retried by the
@@ -76,6 +83,7 @@ class SageMakerLLM(GuardedLLM):
         self.container = container
         self.region = region
         self.inference_component = inference_component
+        self.supports_json_schema = container == "tgi"
 
     # -- request -----------------------------------------------------------------------
     def build_body(self, messages: list[ChatMessage], params: GenerationParams) -> dict[str, Any]:
@@ -90,6 +98,8 @@ class SageMakerLLM(GuardedLLM):
                 body["stop"] = list(params.stop)
             if params.seed is not None:
                 body["seed"] = params.seed
+            if params.json_schema is not None and self.supports_json_schema:
+                body["response_format"] = {"type": "json_object", "value": params.json_schema}
             return body
         sampled = params.temperature > 0
         parameters: dict[str, Any] = {
@@ -105,6 +115,10 @@ class SageMakerLLM(GuardedLLM):
                 parameters["top_p"] = params.top_p
         if params.seed is not None:
             parameters["seed"] = params.seed
+        if params.repetition_penalty is not None:
+            parameters["repetition_penalty"] = params.repetition_penalty
+        if params.json_schema is not None and self.supports_json_schema:
+            parameters["grammar"] = {"type": "json", "value": params.json_schema}
         stops = [EOT, *(params.stop or [])]
         parameters["stop" if self.container == "tgi" else "stop_sequences"] = stops
         return {"inputs": llama3_prompt(messages), "parameters": parameters}

@@ -1,0 +1,91 @@
+"""Given the packaged MiniLM exported to ONNX, When texts are embedded through ONNX Runtime, Then the
+vectors match the PyTorch model's (cosine >= 0.99; here far closer), in input order, and a
+process that only embeds queries never imports torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from docmill.config import Settings
+from docmill.embeddings import get_embedder
+from docmill.embeddings.export import ensure_onnx_model, onnx_model_path
+
+pytestmark = pytest.mark.slow  # loads the PyTorch model to compare against
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = [
+    "Dogs are the best animals.",
+    "How many international caps did Iwan Roberts win for Wales?",
+    "",  # an empty chunk still gets a unit vector
+    "Ünïcödé, émojis 🙂 and ‘quotes’ — tokenised like the PyTorch path.",
+    "Table: revenue | 2023 | 2024\nEurope | 1.2 | 1.4\nAsia | 0.9 | 1.1",
+    # longer than the 256-token window: truncated the same way
+    " ".join(f"word{i} of a very long paragraph" for i in range(400)),
+    "A medium paragraph about ingestion. " * 12,
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir() -> Path:
+    cache = Settings().model_cache
+    ensure_onnx_model(cache)  # done by scripts/install.sh; exported here on a fresh machine
+    return cache
+
+
+@pytest.fixture(scope="module")
+def onnx_embedder(cache_dir):
+    return get_embedder("minilm", runtime="onnx", cache_dir=cache_dir)
+
+
+def _cos(a, b) -> float:
+    return sum(x * y for x, y in zip(a, b, strict=True))
+
+
+def test_onnx_vectors_match_pytorch_on_a_sample(onnx_embedder, torch_embedder):
+    # When the same texts go through both runtimes
+    ours = onnx_embedder.embed_documents(SAMPLE)
+    theirs = torch_embedder.embed_documents(SAMPLE)
+
+    # Then every vector is unit length, 384-dimensional and (nearly) the PyTorch one
+    for text, a, b in zip(SAMPLE, ours, theirs, strict=True):
+        assert len(a) == 384
+        assert abs(_cos(a, a) - 1.0) < 1e-4
+        assert _cos(a, b) >= 0.999, text[:40]
+
+
+def test_onnx_keeps_input_order_across_length_sorted_batches(onnx_embedder):
+    together = onnx_embedder.embed_documents(SAMPLE)
+    alone = [onnx_embedder.embed_query(text) for text in SAMPLE]
+    for a, b in zip(together, alone, strict=True):
+        assert _cos(a, b) > 0.9999
+
+
+def test_export_is_reused_not_repeated(cache_dir):
+    path = onnx_model_path(cache_dir)
+    before = path.stat().st_mtime_ns
+    assert ensure_onnx_model(cache_dir) == path
+    assert path.stat().st_mtime_ns == before
+
+
+def test_query_embedding_from_a_cold_process_does_not_import_torch(cache_dir):
+    # Given a fresh interpreter, When it embeds a query the way `docmill search` does
+    code = (
+        "import json, sys\n"
+        "from docmill.config import load_settings\n"
+        "from docmill.embeddings import embedder_for\n"
+        "vector = embedder_for(load_settings()).embed_query('which animals are the best?')\n"
+        "print(json.dumps({'dim': len(vector), 'torch': 'torch' in sys.modules,"
+        " 'st': 'sentence_transformers' in sys.modules}))\n"
+    )
+    env = dict(os.environ, PYTHONPATH=f"{REPO / 'layers'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env["DOCMILL_MODEL_CACHE"] = str(cache_dir)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=True)
+
+    # Then it gets a vector without ever importing torch or sentence-transformers
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"dim": 384, "torch": False, "st": False}
