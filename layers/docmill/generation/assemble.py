@@ -23,7 +23,8 @@ from docmill.errors import EmptyDataset
 from docmill.generation.curation import curate
 from docmill.generation.models import STAGES, BatchReport, GeneratedRecord, StageStats, merge_counts
 from docmill.generation.parsing import strip_citations
-from docmill.generation.pipeline import _now, load_plan
+from docmill.clock import utc_iso
+from docmill.generation.pipeline import load_plan
 from docmill.storage import ObjectStore
 
 
@@ -188,7 +189,7 @@ def assemble(
         "collection": cfg.collection,
         "tenant": cfg.tenant,
         "run_id": p.run_id,
-        "created_at": _now(),
+        "created_at": utc_iso(),
         "model_id": p.model_id or (kept[0].model_id if kept else None),
         "prompts": p.prompts,
         "formats": list(cfg.formats),
@@ -239,7 +240,7 @@ def assemble(
         "tenant": cfg.tenant,
         "docmill_version": __version__,
         "plan_created_at": p.created_at,
-        "assembled_at": _now(),
+        "assembled_at": utc_iso(),
         "model_id": stats["model_id"],
         "prompts": p.prompts,
         "config": cfg.model_dump(mode="json"),

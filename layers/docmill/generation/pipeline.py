@@ -36,6 +36,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from docmill.embeddings.base import Embedder
+from docmill.clock import utc_iso
 from docmill.errors import (
     BudgetExhausted,
     ConfigurationError,
@@ -66,6 +67,7 @@ from docmill.generation.parsing import (
     parse_questions,
 )
 from docmill.generation.prompts import PROMPT_KINDS, PromptSet, PromptTemplate, load_prompts
+from docmill.llm.tokens import estimate_messages_tokens, estimate_tokens
 from docmill.llm.base import ChatMessage, GenerationParams, LLMClient, LLMResponse
 from docmill.models import ChunkRecord
 from docmill.names import collection_prefix
@@ -76,23 +78,10 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[int, int, int], None]  # (chunks_done, chunks_total, records)
 
-CHARS_PER_TOKEN = 4.0
 _CORRECTIVE = (
     "Your previous reply could not be used: {error}. Reply again with ONLY the JSON the "
     "instructions ask for: no explanation, no code fence, double-quoted keys and strings."
 )
-
-
-def estimate_tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN + 0.999) if text else 0
-
-
-def estimate_messages(messages: Sequence[ChatMessage]) -> int:
-    return sum(estimate_tokens(m.content) + 4 for m in messages) + 3
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # --- chunks in ------------------------------------------------------------------------------
@@ -241,13 +230,13 @@ def estimate_plan(prompts: PromptSet, config: GenerationConfig, chunks: Sequence
         return est
     p = {k: _stage_params(config, k, prompts.get(k)) for k in PROMPT_KINDS}
     avg_chars = sum(len(c.text) for c in chunks) / n
-    question_in = sum(estimate_messages(question_messages(prompts, config, c)) for c in chunks)
+    question_in = sum(estimate_messages_tokens(question_messages(prompts, config, c)) for c in chunks)
     ctx = [{"text": "x" * int(avg_chars), "title": "t", "pages": [], "label": "t", "chunk_id": ""}] * config.top_k
     qtext = "x" * 120  # a typical question
-    answer_in = estimate_messages(prompts.answer.render(context=ctx, question=qtext))
+    answer_in = estimate_messages_tokens(prompts.answer.render(context=ctx, question=qtext))
     distractor = "x" * int(avg_chars) if config.rejected_strategy != "no_context" else ""
-    rejected_in = estimate_messages(prompts.rejected.render(question=qtext, distractor=distractor))
-    judge_in = estimate_messages(prompts.judge.render(context=ctx, question=qtext, answer="x" * 2 * p["answer"].max_tokens))
+    rejected_in = estimate_messages_tokens(prompts.rejected.render(question=qtext, distractor=distractor))
+    judge_in = estimate_messages_tokens(prompts.judge.render(context=ctx, question=qtext, answer="x" * 2 * p["answer"].max_tokens))
     est.input_tokens = question_in + n * q * (answer_in + rejected_in + 2 * judge_in)
     est.output_tokens = n * p["question"].max_tokens + n * q * (
         p["answer"].max_tokens + p["rejected"].max_tokens + 2 * p["judge"].max_tokens
@@ -289,7 +278,7 @@ def plan(
     budget = config.budget_tokens
     result = GenerationPlan(
         run_id=run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6],
-        created_at=_now(),
+        created_at=utc_iso(),
         config=config,
         chunks_available=len(all_chunks),
         chunks_skipped_short=len(all_chunks) - len(usable),
@@ -374,7 +363,7 @@ class _Caller:
         self.keep_calls = keep_calls
 
     def call(self, sink: _Sink, stage: str, chunk_id: str, messages: list[ChatMessage], params: GenerationParams) -> LLMResponse:
-        reserved = self.budget.reserve(estimate_messages(messages) + params.max_tokens)
+        reserved = self.budget.reserve(estimate_messages_tokens(messages) + params.max_tokens)
         started = time.perf_counter()
         try:
             response = self.llm.chat(messages, params)
@@ -392,7 +381,7 @@ class _Caller:
             raise
         used = response.usage.input_tokens + response.usage.output_tokens
         if used == 0:  # an endpoint that reports no usage still spends budget
-            used = estimate_messages(messages) + estimate_tokens(response.text)
+            used = estimate_messages_tokens(messages) + estimate_tokens(response.text)
         self.budget.settle(reserved, used)
         latency = response.latency_s or (time.perf_counter() - started)
         with self.lock:
