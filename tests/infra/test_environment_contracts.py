@@ -10,6 +10,7 @@ import pytest
 from docmill.errors import ConfigurationError
 from docmill.runtime.environment import (
     ChatApiEnvironment,
+    FinetuneEnvironment,
     FunctionEnvironment,
     GenerationEnvironment,
     ProcessEnvironment,
@@ -28,6 +29,7 @@ CONTRACTS: dict[str, type[FunctionEnvironment]] = {
     "generation_batch": GenerationEnvironment,
     "generation_assemble": GenerationEnvironment,
     "chat_api": ChatApiEnvironment,
+    "finetune_evaluate": FinetuneEnvironment,
 }
 
 

@@ -93,6 +93,12 @@ class GenerationEnvironment(FunctionEnvironment):
     """plan, generate_batch, assemble: the generation state machine's tasks."""
 
 
+class FinetuneEnvironment(FunctionEnvironment):
+    """The fine-tuning workflow's functions (evaluate)."""
+
+    DOCMILL_AWS__MODELS_BUCKET: str
+
+
 class ChatApiEnvironment(FunctionEnvironment):
     """The chat API function."""
 
