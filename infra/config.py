@@ -137,7 +137,7 @@ class LLMEndpointConfig(_Strict):
         return self
 
 
-class GenerationConfig(_Strict):
+class GenerationStageConfig(_Strict):
     # Sized to the LLM endpoint: batches in flight at once; each batch holds `batch_size` chunks.
     max_concurrency: int = Field(4, ge=1, le=10000)
     batch_size: int = Field(16, ge=1)
@@ -226,7 +226,7 @@ class StageConfig(_Strict):
     ingestion: IngestionConfig = Field(default_factory=IngestionConfig)
     vector_store: VectorStoreConfig = Field(default_factory=VectorStoreConfig)
     llm: LLMEndpointConfig = Field(default_factory=LLMEndpointConfig)
-    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    generation: GenerationStageConfig = Field(default_factory=GenerationStageConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     chat_api: ChatApiConfig = Field(default_factory=ChatApiConfig)
     web: WebConfig = Field(default_factory=WebConfig)

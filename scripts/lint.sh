@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 VENV=${DOCMILL_VENV:-.venv}
 PY="$VENV/bin/python"
 "$PY" -m ruff check --no-fix .
-"$PY" -m mypy -p docmill -p infra -p functions
+"$PY" -m mypy -p docmill -p docmill_devtools -p infra -p functions

@@ -12,6 +12,7 @@ The app is built on the first invocation (cold start), from the function's envir
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.logging import correlation_paths
@@ -20,6 +21,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from docmill import aws
 from docmill.runtime import context as runtime_context
+from docmill.runtime.environment import ChatApiEnvironment
 from docmill.runtime.observability import observability
 
 obs = observability("chat_api")
@@ -35,7 +37,7 @@ def _asgi() -> Any:
         from docmill.api.app import create_app
         from docmill.api.wiring import build_aws_services
 
-        rt = runtime_context.current()
+        rt = runtime_context.current(ChatApiEnvironment, os.environ)
         services = build_aws_services(rt.settings, clients=aws.client, embedder=rt.embedder,
                                       vector_store=rt.vector_store, llm=rt.llm)
         _adapter = Mangum(create_app(services), lifespan="off", api_gateway_base_path="/")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from docmill.runtime import context as runtime_context
+from docmill.runtime.environment import GenerationEnvironment
 from docmill.runtime.observability import observability
 from docmill.runtime.workflow import AssembleEvent, assemble_step
 
@@ -19,7 +21,7 @@ logger, tracer, metrics = obs.logger, obs.tracer, obs.metrics
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = assemble_step(runtime_context.current(), parse(event=event, model=AssembleEvent))
+    result = assemble_step(runtime_context.current(GenerationEnvironment, os.environ), parse(event=event, model=AssembleEvent))
     logger.info("assembled", extra={"run_id": result["run_id"], "records_kept": result["records_kept"],
                                     "failed_batches": len(result["failed_batches"])})
     metrics.add_metric(name="GenerationRecordsKept", unit="Count", value=result["records_kept"])

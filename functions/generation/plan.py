@@ -3,12 +3,14 @@ the Distributed Map's manifest under the datasets bucket's work prefix."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from docmill.runtime import context as runtime_context
+from docmill.runtime.environment import GenerationEnvironment
 from docmill.runtime.observability import observability
 from docmill.runtime.workflow import PlanEvent, plan_step
 
@@ -20,7 +22,7 @@ logger, tracer, metrics = obs.logger, obs.tracer, obs.metrics
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result = plan_step(runtime_context.current(), parse(event=event, model=PlanEvent))
+    result = plan_step(runtime_context.current(GenerationEnvironment, os.environ), parse(event=event, model=PlanEvent))
     logger.info("planned", extra={"run_id": result["run_id"], "batches": result["batches"]})
     metrics.add_metric(name="GenerationBatchesPlanned", unit="Count", value=result["batches"])
     return result

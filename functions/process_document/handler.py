@@ -7,6 +7,7 @@ and then hands the event and the error to the on-failure destination (the events
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -14,6 +15,7 @@ from aws_lambda_powertools.utilities.parser import parse
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from docmill.runtime import context as runtime_context
+from docmill.runtime.environment import ProcessEnvironment
 from docmill.runtime.observability import FILES_FAILED_METRIC, observability
 from docmill.runtime.process import ProcessRequest, process_object
 
@@ -26,7 +28,7 @@ logger, tracer, metrics = obs.logger, obs.tracer, obs.metrics
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = parse(event=event, model=ProcessRequest)
-    outcome = process_object(runtime_context.current(), request)
+    outcome = process_object(runtime_context.current(ProcessEnvironment, os.environ), request)
     logger.info("processed", extra=outcome.model_dump(mode="json", exclude={"result"}))
     metrics.add_metric(name=f"Files_{outcome.status}", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="Chunks", unit=MetricUnit.Count, value=outcome.chunks)

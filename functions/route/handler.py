@@ -6,6 +6,7 @@ retried, and after ``maxReceiveCount`` receives SQS moves them to the dead-lette
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from docmill.runtime import context as runtime_context
+from docmill.runtime.environment import RouteEnvironment
 from docmill.runtime.observability import FILES_FAILED_METRIC, observability
 from docmill.runtime.routing import RouteDecision, Router
 
@@ -41,7 +43,7 @@ def _report(decisions: list[RouteDecision]) -> list[dict[str, Any]]:
 def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
     logger.set_correlation_id(record.message_id)
     try:
-        router = Router(runtime_context.current())
+        router = Router(runtime_context.current(RouteEnvironment, os.environ))
         receives = int(record.attributes.approximate_receive_count or 0) or None
         return _report(router.route_queue_message(record.message_id, record.body, receive_count=receives))
     except Exception as exc:
@@ -57,4 +59,4 @@ def handler(event: dict[str, Any], context: LambdaContext) -> Mapping[str, Any]:
     if "Records" in event:
         return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     # An S3 event delivered by EventBridge (rule target = this function): one event per call.
-    return {"decisions": _report(Router(runtime_context.current()).route_message(event))}
+    return {"decisions": _report(Router(runtime_context.current(RouteEnvironment, os.environ)).route_message(event))}

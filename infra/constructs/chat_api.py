@@ -60,14 +60,17 @@ class ChatApi(Construct):
         super().__init__(scope, id)
         keep = retention(log_retention_days)
 
-        self.table = dynamodb.TableV2(
+        # A plain table: a TableV2 (global table) cannot render its SSE replica in a region-agnostic
+        # stack, which `python app.py` and `cdk synth` without a configured region produce.
+        self.table = dynamodb.Table(
             self,
             "State",
             partition_key=dynamodb.Attribute(name="pk", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="sk", type=dynamodb.AttributeType.STRING),
-            billing=dynamodb.Billing.on_demand(),
-            encryption=dynamodb.TableEncryptionV2.customer_managed_key(key) if key is not None
-            else dynamodb.TableEncryptionV2.aws_managed_key(),
+            billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+            encryption=dynamodb.TableEncryption.CUSTOMER_MANAGED if key is not None
+            else dynamodb.TableEncryption.AWS_MANAGED,
+            encryption_key=key,
             point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
                 point_in_time_recovery_enabled=True
             ),

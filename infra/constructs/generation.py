@@ -17,7 +17,7 @@ handler's return value:
 - assemble gets ``{"request": <state>, "plan": ..., "results": {"Bucket", "Key"}}`` (Key = the
   ResultWriter's manifest.json) and writes the datasets; its result is stored at ``$.datasets``.
 
-The same definition runs locally: ``infra.workflow.generation_asl()`` returns the synthesised ASL
+The same definition runs locally: ``infra.asl_export.generation_asl()`` returns the synthesised ASL
 with placeholder ARNs that ``docmill dev`` binds to in-process handlers.
 """
 
@@ -34,7 +34,7 @@ from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct, IConstruct
 
 from infra import paths
-from infra.config import GenerationConfig
+from infra.config import GenerationStageConfig
 from infra.constructs.network import Network, retention
 from infra.constructs.runtime_code import RuntimeCode
 from infra.constructs.storage import WORK_PREFIX
@@ -53,7 +53,7 @@ class GenerationWorkflow(Construct):
         scope: Construct,
         id: str,
         *,
-        config: GenerationConfig,
+        config: GenerationStageConfig,
         code: RuntimeCode,
         network: Network,
         datasets: s3.IBucket,
@@ -229,7 +229,7 @@ class GenerationWorkflow(Construct):
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=False
             ),
         )
-        # Lets infra.workflow find this state machine and its task functions in any template.
+        # Lets infra.asl_export find this state machine and its task functions in any template.
         cfn = cast(CfnResource, self.state_machine.node.default_child)
         cfn.add_metadata(
             STATE_MACHINE_METADATA_KEY,

@@ -31,11 +31,11 @@ logger = logging.getLogger(__name__)
 _RUNTIME_PROVIDED = {"boto3", "botocore", "s3transfer", "jmespath"}
 
 
-# Optional dependency groups (pyproject [project.optional-dependencies]) that go into each artefact
-# when the project defines them: the layer is for the light zip functions (route, plan), the image
-# for everything heavy (parsing, embedding, generation, dataset writing).
-LAYER_EXTRAS = ("aws",)
-IMAGE_EXTRAS = ("processing", "aws", "generation", "api")
+# Optional dependency groups (pyproject [project.optional-dependencies]) that go into each artefact:
+# the layer (light zip functions: route, plan) has the base dependencies only; the image has
+# everything heavy (parsing, embedding, generation, dataset writing, source connectors, the API).
+LAYER_EXTRAS: tuple[str, ...] = ()
+IMAGE_EXTRAS = ("processing", "generation", "connectors", "api")
 
 
 def _project(pyproject: Path) -> dict:

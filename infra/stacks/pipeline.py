@@ -20,7 +20,7 @@ from infra.constructs.monitoring import Monitoring
 from infra.constructs.network import Network
 from infra.constructs.runtime_code import RuntimeCode
 from infra.constructs.storage import WORK_PREFIX, Storage
-from infra.constructs.vector_store import VectorStore
+from infra.constructs.vector_search import VectorSearchDomain
 from infra.constructs.web import WebApp
 
 
@@ -30,10 +30,14 @@ class DocmillStack(Stack):
 
     def __init__(self, scope: Construct, id: str, *, config: StageConfig, **kwargs: Any) -> None:
         super().__init__(scope, id, description=f"docmill document pipeline ({config.stage})", **kwargs)
-        # Behaviour the constructs rely on, whether or not the caller passed cdk.json's context.
+        # Behaviour the constructs rely on, whether or not the caller passed cdk.json's context
+        # (`python app.py`, an IDE, a test): the template must not hang on a flag default.
         for flag in (
             "@aws-cdk/aws-stepfunctions:useDistributedMapResultWriterV2",
             "@aws-cdk/aws-stepfunctions-tasks:ecsReduceRunTaskPermissions",
+            # Access-log buckets grant the log service by bucket policy: with BucketOwnerEnforced
+            # ownership the ACL alternative (LogDeliveryWrite) is refused.
+            "@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy",
         ):
             self.node.set_context(flag, True)
         self.config = config
@@ -43,9 +47,9 @@ class DocmillStack(Stack):
         self.network = Network(self, "Network", config=config.network, log_removal=log_removal)
         self.code = RuntimeCode(self, "Code")
         self.storage = Storage(self, "Storage", config=config.storage)
-        self.vector_store = VectorStore(
+        self.vector_store = VectorSearchDomain(
             self,
-            "VectorStore",
+            "VectorStore",  # the construct id keeps the deployed logical ids stable
             config=config.vector_store,
             network=self.network,
             key=self.storage.key,

@@ -96,6 +96,9 @@ class AwsSettings(BaseModel):
     models_bucket: str | None = None  # fine-tuned adapters, their cards and the job records (jobs/)
     work_prefix: str = "_work/"
     process_function: str | None = None  # container Lambda that processes one small object
+    # Process in the router itself instead (docmill dev against an external emulator, tests).
+    # Never a fallback: without a process function and without this, routing is an error.
+    process_inline: bool = False
     large_file_bytes: int = Field(50 * 1024 * 1024, ge=1)
     large_file_pages: int = Field(300, ge=1)
     bytes_per_page_estimate: int = Field(60_000, ge=1, description="page estimate = size / this (paged types)")

@@ -52,7 +52,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from infra.constructs.llm_endpoint import LlmEndpoint
     from infra.constructs.network import Network
     from infra.constructs.storage import Storage
-    from infra.constructs.vector_store import VectorStore
+    from infra.constructs.vector_search import VectorSearchDomain
 
     outdir = tmp_path_factory.mktemp("cdk.out")
     context = cdk_json_context(
@@ -71,7 +71,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     vs_stack = cdk.Stack(app, "variant-serverless", env=env)
     network = Network(vs_stack, "Network", config=config.network, log_removal=cdk.RemovalPolicy.DESTROY)
     storage = Storage(vs_stack, "Storage", config=config.storage)
-    vs = VectorStore(
+    vs = VectorSearchDomain(
         vs_stack,
         "VectorStore",
         config=VectorStoreConfig(kind="serverless"),

@@ -59,9 +59,8 @@ def test_the_function_runs_the_app_image_with_its_state_table(synth: Synth) -> N
     process = synth.template["Resources"][synth.logical_id(synth.stack.ingestion.process)]["Properties"]
     assert process["Environment"]["Variables"]["DOCMILL_API__STATE_TABLE"] == {"Ref": table_id}
     table = synth.template["Resources"][table_id]["Properties"]
-    (replica,) = table["Replicas"]  # a global table (TableV2) in one region
-    assert replica["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
-    assert table["SSESpecification"]["SSEEnabled"] is True and "KMSMasterKeyId" in replica["SSESpecification"]
+    assert table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    assert table["SSESpecification"]["SSEEnabled"] is True and "KMSMasterKeyId" in table["SSESpecification"]
 
 
 def test_grants_are_scoped_to_the_resources(synth: Synth) -> None:

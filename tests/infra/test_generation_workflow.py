@@ -9,13 +9,13 @@ from contextlib import redirect_stdout
 
 import pytest
 
-from infra import workflow
+from infra import asl_export
 from tests.infra.conftest import Synth
 
 
 @pytest.fixture(scope="module")
 def asl(synth: Synth) -> dict:
-    return workflow.generation_asl(synth.template, datasets_bucket="ds-bucket")
+    return asl_export.generation_asl(synth.template, datasets_bucket="ds-bucket")
 
 
 def test_settings_then_plan_then_map_then_assemble(asl: dict) -> None:
@@ -68,7 +68,7 @@ def test_a_failed_batch_is_recorded_and_the_run_continues(asl: dict) -> None:
 
 
 def test_tasks_are_bound_to_the_placeholder_arns(asl: dict) -> None:
-    arns = workflow.task_arns()
+    arns = asl_export.task_arns()
     assert asl["States"]["PlanBatches"]["Resource"] == arns["plan"]
     assert asl["States"]["AssembleDatasets"]["Resource"] == arns["assemble"]
     batch = asl["States"]["GenerateBatches"]["ItemProcessor"]["States"]["GenerateBatch"]
@@ -107,15 +107,15 @@ def test_generate_batch_and_assemble_run_the_container_image(synth: Synth) -> No
 
 
 def test_function_overrides_and_unknown_references(synth: Synth) -> None:
-    asl = workflow.generation_asl(synth.template, functions={"plan": "arn:aws:lambda:eu-west-1:1:function:p"})
+    asl = asl_export.generation_asl(synth.template, functions={"plan": "arn:aws:lambda:eu-west-1:1:function:p"})
     assert asl["States"]["PlanBatches"]["Resource"] == "arn:aws:lambda:eu-west-1:1:function:p"
     broken = json.loads(json.dumps(synth.template))
     machine = next(
-        r for r in broken["Resources"].values() if r.get("Metadata", {}).get(workflow.METADATA_KEY)
+        r for r in broken["Resources"].values() if r.get("Metadata", {}).get(asl_export.METADATA_KEY)
     )
-    machine["Metadata"][workflow.METADATA_KEY]["tasks"].pop("plan")
+    machine["Metadata"][asl_export.METADATA_KEY]["tasks"].pop("plan")
     with pytest.raises(ValueError, match="no local binding"):
-        workflow.generation_asl(broken)
+        asl_export.generation_asl(broken)
 
 
 def test_command_line_prints_the_asl(synth: Synth, tmp_path) -> None:
@@ -124,7 +124,7 @@ def test_command_line_prints_the_asl(synth: Synth, tmp_path) -> None:
     out = io.StringIO()
     with redirect_stdout(out):
         assert (
-            workflow.main(["--template", str(template), "--datasets-bucket", "b", "--region", "eu-west-1"])
+            asl_export.main(["--template", str(template), "--datasets-bucket", "b", "--region", "eu-west-1"])
             == 0
         )
     printed = json.loads(out.getvalue())
@@ -133,14 +133,14 @@ def test_command_line_prints_the_asl(synth: Synth, tmp_path) -> None:
 
 def test_a_cached_template_is_reused_until_infra_changes(synth: Synth, tmp_path, monkeypatch) -> None:
     # A cache hit must not synthesise: make synthesis impossible and expect the cached template.
-    cache = tmp_path / f"template-{workflow._source_fingerprint()}.json"
+    cache = tmp_path / f"template-{asl_export._source_fingerprint()}.json"
     cache.write_text(json.dumps(synth.template))
     import infra.app
 
     monkeypatch.setattr(infra.app, "build_app", lambda *a, **k: pytest.fail("synthesised despite the cache"))
-    asl = workflow.generation_asl(cache_dir=tmp_path, datasets_bucket="cached")
+    asl = asl_export.generation_asl(cache_dir=tmp_path, datasets_bucket="cached")
     assert asl["States"]["GenerateBatches"]["ItemReader"]["Parameters"]["Bucket"] == "cached"
-    assert len(workflow._source_fingerprint()) == 16
+    assert len(asl_export._source_fingerprint()) == 16
 
 
 def test_every_transient_library_error_is_retried(asl: dict) -> None:

@@ -18,7 +18,7 @@ from docmill.api.tenants import TenantRegistry
 from docmill.api.wiring import build_local_services, registry_path
 from docmill.config import load_settings
 from docmill.llm.base import ChatMessage, GenerationParams
-from docmill.llm.scripted import ScriptedLLM
+from docmill_devtools.scripted import ScriptedLLM
 from tests.support.api_server import ApiServer, ChatModel, sse_events, wait_for_status
 
 pytestmark = pytest.mark.slow

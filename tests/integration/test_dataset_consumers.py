@@ -23,7 +23,7 @@ from moto import mock_aws
 
 from docmill.datasets.formats import ALL_FORMATS
 from docmill.generation import GenerationConfig, run_generation
-from docmill.llm.scripted import ScriptedLLM
+from docmill_devtools.scripted import ScriptedLLM
 from docmill.storage import LocalStore, S3Store
 from tests.support.generation_doubles import FakeModel, HashingEmbedder, MemoryVectorStore, make_chunks
 

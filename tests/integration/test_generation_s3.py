@@ -11,7 +11,7 @@ import pytest
 from moto import mock_aws
 
 from docmill.generation import GenerationConfig, assemble, generate_batch, plan
-from docmill.llm.scripted import ScriptedLLM
+from docmill_devtools.scripted import ScriptedLLM
 from docmill.storage import S3Store
 from tests.support.generation_doubles import FakeModel, HashingEmbedder, MemoryVectorStore, make_chunks
 

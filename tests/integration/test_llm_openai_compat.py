@@ -11,7 +11,8 @@ import pytest
 from docmill.errors import LLMError, LLMThrottled, LLMTimeout, LLMUnavailable
 from docmill.llm.base import ChatMessage, GenerationParams
 from docmill.llm.openai_compat import OpenAICompatLLM, chat_completions_url, parse_retry_after
-from docmill.llm.ratelimit import CallGuard, RetryPolicy
+from docmill.llm.ratelimit import CallGuard
+from docmill.retry import RetryPolicy
 from tests.support.openai_server import FakeOpenAIServer
 
 MESSAGES = [ChatMessage(role="system", content="Be brief."), ChatMessage(role="user", content="Say hi")]

@@ -15,7 +15,8 @@ from botocore.stub import ANY, Stubber
 from docmill import aws
 from docmill.errors import LLMError, LLMThrottled, LLMTimeout, LLMUnavailable
 from docmill.llm.base import ChatMessage, GenerationParams
-from docmill.llm.ratelimit import CallGuard, RetryPolicy
+from docmill.llm.ratelimit import CallGuard
+from docmill.retry import RetryPolicy
 from docmill.llm.sagemaker import SageMakerLLM
 
 ENDPOINT = "llama3-8b-instruct"

@@ -11,7 +11,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from docmill.config import Settings
-from docmill.runtime.dev import DevEnvironment, DevNames, free_port
+from docmill_devtools.dev import DevEnvironment, DevNames, free_port
 from tests.support.generation_doubles import HashingEmbedder
 
 

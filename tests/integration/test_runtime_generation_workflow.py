@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from docmill.errors import LLMThrottled
-from docmill.llm.scripted import ScriptedLLM
-from docmill.runtime.dev import create_state_machine, load_generation_asl
+from docmill_devtools.scripted import ScriptedLLM
+from docmill_devtools.dev import create_state_machine
+from infra.asl_export import generation_asl
 from tests.support.generation_doubles import FakeModel, HashingEmbedder, make_chunks, stage_of
 from tests.support.runtime_env import RuntimeEnv, runtime_env
 
@@ -28,7 +29,7 @@ RETRY_ATTEMPTS = 2
 @pytest.fixture(scope="module")
 def template() -> dict[str, Any]:
     from infra.app import cdk_json_context
-    from infra.workflow import synthesize_template
+    from infra.asl_export import synthesize_template
 
     stages = cdk_json_context()["docmill:stages"]
     dev = json.loads(json.dumps(stages["dev"]))
@@ -111,7 +112,7 @@ def run_execution(env: RuntimeEnv, arn: str, payload: dict[str, Any], timeout: f
 def test_synthesised_workflow_writes_datasets_retries_a_throttled_batch_and_records_a_failed_one(
     env: RuntimeEnv, template: dict[str, Any], llm_model: ThrottlingModel
 ) -> None:
-    asl = load_generation_asl(datasets_bucket=env.names.datasets, cache_dir=None, template=template)
+    asl = generation_asl(template, datasets_bucket=env.names.datasets)
     arn = create_state_machine(env.clients, asl)
 
     described = run_execution(
@@ -142,7 +143,7 @@ def test_synthesised_workflow_writes_datasets_retries_a_throttled_batch_and_reco
 
 
 def test_plan_fails_the_execution_for_a_collection_without_chunks(env: RuntimeEnv, template: dict[str, Any]) -> None:
-    asl = load_generation_asl(datasets_bucket=env.names.datasets, cache_dir=None, template=template)
+    asl = generation_asl(template, datasets_bucket=env.names.datasets)
     arn = create_state_machine(env.clients, asl)
 
     described = run_execution(env, arn, {"collection": "nothing-here", "dataset": "qa"})
@@ -163,7 +164,7 @@ def test_docmill_workflow_command_runs_generation_through_the_state_machine(
     ) as env:
         seed_collection(env, make_chunks(n_sources=2, per_source=1, collection="handbook", embedder=HashingEmbedder(64)))
         arn = create_state_machine(
-            env.clients, load_generation_asl(datasets_bucket=env.names.datasets, cache_dir=None, template=template)
+            env.clients, generation_asl(template, datasets_bucket=env.names.datasets)
         )
 
         result = CliRunner().invoke(

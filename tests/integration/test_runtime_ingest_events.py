@@ -1,6 +1,6 @@
 """S3 object events through the real route and process_document handlers, against moto.
 
-The process function is bound in-process (docmill.runtime.local_lambda), exactly as in
+The process function is bound in-process (docmill_devtools.local_lambda), exactly as in
 ``docmill dev``; chunks go to the embedded LanceDB store in a temp folder, embedded by a tiny
 deterministic hashing embedder (the model is not what these tests are about).
 """
@@ -213,7 +213,7 @@ def test_retryable_processing_failure_is_retried_then_sent_to_the_dlq_with_its_r
 
 def test_eventbridge_event_sent_straight_to_route_is_processed(env: RuntimeEnv) -> None:
     from functions.route.handler import handler
-    from docmill.runtime.local_lambda import LocalContext
+    from docmill_devtools.local_lambda import LocalContext
 
     key = "acme/handbook/Q3 report été (1).md"
     version = env.put(key, DOC_V1)
@@ -228,7 +228,7 @@ def test_eventbridge_event_sent_straight_to_route_is_processed(env: RuntimeEnv) 
 
 
 def test_large_object_goes_through_run_task_to_the_ecs_task_entry_point(tmp_path: Path) -> None:
-    from docmill.runtime.dev import ECS_CLUSTER, ECS_TASK_FAMILY, bind_ecs_task
+    from docmill_devtools.dev import ECS_CLUSTER, ECS_TASK_FAMILY, bind_ecs_task
 
     with runtime_env(
         tmp_path / "home", large_file_bytes=64, ecs_cluster=ECS_CLUSTER, ecs_task_definition=ECS_TASK_FAMILY

@@ -16,8 +16,8 @@ from docmill import aws
 from docmill.config import AwsSettings, Settings
 from docmill.runtime import context as runtime_context
 from docmill.runtime.context import Runtime
-from docmill.runtime.dev import PROCESS_FUNCTION, DevNames, Provisioned, SqsPoller, bind_functions, make_clients, provision
-from docmill.runtime.local_lambda import LocalFunctions
+from docmill_devtools.dev import PROCESS_FUNCTION, DevNames, Provisioned, SqsPoller, bind_functions, make_clients, provision
+from docmill_devtools.local_lambda import LocalFunctions
 from tests.support.generation_doubles import HashingEmbedder
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
@@ -91,7 +91,7 @@ def runtime_env(
     llm_factory: Any = None,
     **aws_settings: Any,
 ) -> Iterator[RuntimeEnv]:
-    from docmill.runtime import moto_gaps
+    from docmill_devtools import moto_gaps
 
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         moto_gaps.emit_delete_marker_events()

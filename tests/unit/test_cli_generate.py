@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from docmill.llm.scripted import ScriptedLLM
+from docmill_devtools.scripted import ScriptedLLM
 from tests.support.generation_doubles import FakeModel, HashingEmbedder, MemoryVectorStore, make_chunks
 
 

@@ -11,8 +11,9 @@ import pytest
 from docmill.errors import LLMThrottled, LLMTimeout
 from docmill.generation import GenerationConfig, assemble, generate_batch, plan, run_generation
 from docmill.generation.pipeline import collection_chunks, sample_chunks
-from docmill.llm.ratelimit import CallGuard, RetryPolicy
-from docmill.llm.scripted import ScriptedLLM
+from docmill.llm.ratelimit import CallGuard
+from docmill.retry import RetryPolicy
+from docmill_devtools.scripted import ScriptedLLM
 from docmill.storage import LocalStore
 from tests.support.generation_doubles import FakeModel, HashingEmbedder, MemoryVectorStore, make_chunks
 

@@ -5,7 +5,7 @@ parser reads prefill + continuation; a model that cannot continue never gets a p
 from __future__ import annotations
 
 from docmill.generation import GenerationConfig, run_generation
-from docmill.llm.scripted import ScriptedLLM
+from docmill_devtools.scripted import ScriptedLLM
 from docmill.storage import LocalStore
 from tests.support.generation_doubles import FakeModel, HashingEmbedder, MemoryVectorStore, make_chunks
 

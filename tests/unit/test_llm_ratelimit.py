@@ -14,8 +14,9 @@ import pytest
 
 from docmill.errors import LLMError, LLMThrottled, LLMTimeout, LLMUnavailable
 from docmill.llm.base import ChatMessage, GenerationParams, LLMResponse, Usage
-from docmill.llm.ratelimit import CallGuard, RateLimiter, RetryPolicy
-from docmill.llm.scripted import ScriptedLLM
+from docmill.llm.ratelimit import CallGuard, RateLimiter, retry_after_of
+from docmill.retry import RetryPolicy
+from docmill_devtools.scripted import ScriptedLLM
 
 USER = [ChatMessage(role="user", content="hello")]
 
@@ -145,22 +146,22 @@ def test_the_limiter_is_thread_safe_under_real_time():
 
 
 @pytest.mark.parametrize("retry_index", range(8))
-def test_full_jitter_backoff_stays_within_the_exponential_ceiling(retry_index):
+def test_jittered_backoff_stays_within_the_exponential_ceiling(retry_index):
     policy = RetryPolicy(base_delay=0.5, max_delay=8.0)
     rng = random.Random(retry_index)
     ceiling = min(8.0, 0.5 * 2**retry_index)
 
     delays = [policy.backoff(retry_index, rng) for _ in range(500)]
 
-    assert all(0.0 <= d <= ceiling for d in delays)
-    # full jitter: spread over the whole range, not a fixed delay
-    assert min(delays) < 0.1 * ceiling and max(delays) > 0.9 * ceiling
+    assert all(ceiling / 2 <= d <= ceiling for d in delays)
+    # equal jitter (docmill.retry): never zero, spread over the upper half, not a fixed delay
+    assert min(delays) < 0.6 * ceiling and max(delays) > 0.9 * ceiling
 
 
 def test_retry_after_is_a_lower_bound_on_the_delay():
     policy = RetryPolicy(base_delay=0.1, max_delay=1.0)
 
-    delay = policy.delay_for(LLMThrottled("slow down", retry_after=7.0), 0, random.Random(1))
+    delay = policy.delay(0, random.Random(1), retry_after_of(LLMThrottled("slow down", retry_after=7.0)))
 
     assert delay == 7.0
 

@@ -8,8 +8,9 @@ import pytest
 
 from docmill.errors import LLMThrottled, LLMTimeout
 from docmill.llm.base import ChatMessage, GenerationParams
-from docmill.llm.ratelimit import CallGuard, RetryPolicy
-from docmill.llm.scripted import ScriptedLLM, ScriptExhausted
+from docmill.llm.ratelimit import CallGuard
+from docmill.retry import RetryPolicy
+from docmill_devtools.scripted import ScriptedLLM, ScriptExhausted
 
 USER = [ChatMessage(role="user", content="What is the capital of France?")]
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from docmill.errors import ConfigurationError
 from docmill.config import AwsSettings, Settings
 from docmill.runtime.context import Runtime
 from docmill.runtime.events import EventParseError, parse_object_events
@@ -111,10 +112,17 @@ def test_large_object_prefers_the_large_file_workflow_when_configured() -> None:
     assert decide(event, rt).action == "workflow"
 
 
-def test_without_a_process_function_small_objects_are_processed_inline() -> None:
+def test_given_inline_processing_asked_for_when_routing_then_small_objects_are_processed_inline() -> None:
     (event,) = parse_object_events(load("s3_notification_created.json"))
 
-    assert decide(event, runtime()).action == "inline"
+    assert decide(event, runtime(process_inline=True)).action == "inline"
+
+
+def test_given_no_processing_target_when_routing_then_it_is_an_error_not_a_fallback() -> None:
+    (event,) = parse_object_events(load("s3_notification_created.json"))
+
+    with pytest.raises(ConfigurationError, match="DOCMILL_AWS__PROCESS_FUNCTION"):
+        decide(event, runtime())
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from docmill.errors import ConfigurationError, LLMThrottled, LLMTimeout, LLMUnavailable, TransientError
-from docmill.runtime.local_lambda import LocalFunctions, on_failure_record
+from docmill_devtools.local_lambda import LocalFunctions, on_failure_record
 from docmill.runtime.workflow import _raise_workflow_error
 
 

@@ -15,12 +15,12 @@ import os
 import re
 import secrets
 import threading
-from datetime import datetime, UTC
 from pathlib import Path
 
 from pydantic import BaseModel, Field
 
 from docmill.api.errors import Conflict, InvalidRequest, NotFound
+from docmill.clock import utc_iso
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _KEY = re.compile(r"^dmk_([0-9a-f]{16})_([A-Za-z0-9_-]{20,})$")
@@ -54,10 +54,6 @@ class TenantRecord(BaseModel):
 class RegistryFile(BaseModel):
     tenants: dict[str, TenantRecord] = Field(default_factory=dict)
     keys: dict[str, KeyRecord] = Field(default_factory=dict)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _digest(key: str) -> str:
@@ -135,7 +131,7 @@ class TenantRegistry:
             data = self._load().model_copy(deep=True)
             if name in data.tenants:
                 raise Conflict(f"tenant {name!r} exists; use `docmill tenants key {name}` for another key")
-            record = TenantRecord(name=name, created=_now(), rate_limit_per_minute=rate_limit_per_minute)
+            record = TenantRecord(name=name, created=utc_iso(), rate_limit_per_minute=rate_limit_per_minute)
             data.tenants[name] = record
             key = self._add_key(data, name, user=None, admin=True)
             self._save(data)
@@ -166,7 +162,7 @@ class TenantRegistry:
         key_id = secrets.token_hex(8)
         key = f"dmk_{key_id}_{secrets.token_urlsafe(32)}"
         data.keys[key_id] = KeyRecord(key_id=key_id, sha256=_digest(key), tenant=tenant, user=user,
-                                      admin=admin, created=_now())
+                                      admin=admin, created=utc_iso())
         return key
 
     def has_user(self, tenant: str, user: str) -> bool:

@@ -32,7 +32,7 @@ def dev(
         str | None, typer.Option("--llm", help="LLM of the generation tasks: local | openai:URL | sagemaker:ENDPOINT")
     ] = None,
     workflow: Annotated[
-        bool, typer.Option("--workflow/--no-workflow", help="create the generation state machine (synthesised from infra/)")
+        bool, typer.Option("--workflow/--no-workflow", help="create the generation state machine (the stack's definition)")
     ] = True,
     home: HomeOption = None,
     as_json: JsonOption = False,
@@ -42,7 +42,11 @@ def dev(
     Files uploaded to the raw bucket under <tenant>/<collection>/ are routed and processed;
     the generation state machine writes datasets to the datasets bucket."""
     from docmill.config import load_settings
-    from docmill.runtime.dev import DevEnvironment, DevNames, example_commands
+
+    try:
+        from docmill_devtools.dev import DevEnvironment, DevNames, example_commands
+    except ImportError as exc:  # a Lambda layer or container image: the dev tooling is not there
+        raise typer.BadParameter(f"docmill dev needs the docmill_devtools package ({exc})") from exc
 
     settings = load_settings(home=home)
     if llm:

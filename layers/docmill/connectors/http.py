@@ -154,8 +154,5 @@ class HttpClient:
     def get_json(self, url: str, **kwargs: Any) -> Any:
         return self.request("GET", url, **kwargs).json()
 
-    def post_json(self, url: str, body: Any, **kwargs: Any) -> Any:
-        return self.request("POST", url, json=body, **kwargs).json()
-
     def close(self) -> None:
         self.session.close()

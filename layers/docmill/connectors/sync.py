@@ -21,7 +21,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +31,7 @@ from docmill.connectors.base import Connector, SourceDocument
 from docmill.connectors.config import SourceConfig, SyncConfig, resolve_credentials
 from docmill.connectors.registry import ConnectorRuntime, build_connector
 from docmill.connectors.state import StateEntry, SyncState, load_state, save_state
+from docmill.clock import utc_iso
 from docmill.errors import ConnectorAuthError, ConnectorRateLimited, DocmillError
 from docmill.storage import ObjectStore, is_s3_uri, open_store
 
@@ -86,10 +86,6 @@ class SyncReport(BaseModel):
         out["documents"] = [d.model_dump() for s in self.sources for d in s.documents]
         out["sources"] = [s.model_dump(exclude={"documents"}) for s in self.sources]
         return out
-
-
-def _now_iso() -> str:
-    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _sha256(data: bytes) -> str:
@@ -181,7 +177,7 @@ def sync_source(
     report = SourceSyncReport(
         source=source_name, type=connector.type, destination=dest_uri, state=state_store.uri(f"{source_name}.json")
     )
-    synced_at = _now_iso()
+    synced_at = utc_iso(zulu=True)
     existing = {info.key for info in destination.list() if not md.is_sync_internal(info.key)}
     used: dict[str, str] = {e.key: doc_id for doc_id, e in state.documents.items()}
     seen: set[str] = set()

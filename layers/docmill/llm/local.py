@@ -132,13 +132,6 @@ class LocalLLM(GuardedLLM):
     def loaded(self) -> _Loaded:
         return self._load(self.gguf_path or smollm2_gguf_path(), self.cache_dir)
 
-    @classmethod
-    def forget_models(cls) -> None:
-        with cls._cache_lock:
-            for loaded in cls._cache.values():
-                loaded.close()
-            cls._cache.clear()
-
     # -- one attempt -------------------------------------------------------------------
     def _complete(self, messages: list[ChatMessage], params: GenerationParams) -> LLMResponse:
         if not self.batching:

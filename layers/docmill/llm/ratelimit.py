@@ -7,9 +7,9 @@ A ``CallGuard`` wraps one attempt function of a client:
   ``tokens_per_minute``. Tokens are *estimated* before the call (prompt estimate +
   ``max_tokens``) and *reconciled* with the usage the endpoint reports afterwards, so the
   bucket ends up charged with what was really used;
-* **retries** with exponential backoff and full jitter on ``TransientError`` (throttling,
-  timeouts, 5xx, connection errors); an HTTP ``Retry-After`` carried by ``LLMThrottled`` is
-  honoured as a lower bound.
+* **retries** by the one retry policy (``docmill.retry``: exponential backoff, jitter) on
+  ``TransientError`` (throttling, timeouts, 5xx, connection errors); an HTTP ``Retry-After``
+  carried by ``LLMThrottled`` is honoured as a lower bound.
 
 Clock, sleep and the random source are injectable so tests are deterministic.
 
@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from docmill.errors import LLMThrottled, TransientError
+from docmill.retry import RetryPolicy
 
 if TYPE_CHECKING:
     from docmill.config import LLMSettings
@@ -158,26 +159,10 @@ class RateLimiter:
                 self.tokens.take(-delta)
 
 
-@dataclass
-class RetryPolicy:
-    """Exponential backoff with full jitter: attempt n waits U(0, min(max_delay, base * 2**n))."""
-
-    max_retries: int = 6
-    base_delay: float = 0.5
-    max_delay: float = 30.0
-    #: upper bound on a server's Retry-After we are willing to honour
-    max_retry_after: float = 120.0
-
-    def backoff(self, retry_index: int, rng: random.Random) -> float:
-        ceiling = min(self.max_delay, self.base_delay * (2**retry_index))
-        return rng.uniform(0.0, ceiling)
-
-    def delay_for(self, error: BaseException, retry_index: int, rng: random.Random) -> float:
-        delay = self.backoff(retry_index, rng)
-        retry_after = getattr(error, "retry_after", None) if isinstance(error, LLMThrottled) else None
-        if retry_after is not None and retry_after > 0:
-            delay = max(delay, min(float(retry_after), self.max_retry_after))
-        return delay
+def retry_after_of(error: BaseException) -> float | None:
+    """A throttling server's Retry-After, carried by ``LLMThrottled``."""
+    value = getattr(error, "retry_after", None) if isinstance(error, LLMThrottled) else None
+    return float(value) if value is not None else None
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -246,7 +231,7 @@ class CallGuard:
                         self.limiter.reconcile(reservation, used)
                     return response, retries
             # Back off outside the semaphore so waiting calls do not hold a slot.
-            delay = self.retry.delay_for(failed, retries, self.rng)
+            delay = self.retry.delay(retries, self.rng, retry_after_of(failed))
             if on_retry is not None:
                 on_retry(failed, delay)
             self.sleep(delay)

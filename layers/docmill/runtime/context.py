@@ -9,12 +9,13 @@ and the local runtime ``install`` a runtime with their own settings or test doub
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.config import Settings, load_settings
 from docmill.embeddings.base import Embedder
+from docmill.runtime.environment import FunctionEnvironment, load_environment, settings_from
 from docmill.storage import ObjectStore, S3Store, open_store
 from docmill.vectorstores.base import VectorStore
 
@@ -90,12 +91,20 @@ _current: Runtime | None = None
 _current_lock = threading.Lock()
 
 
-def current() -> Runtime:
-    """The installed runtime, or one built from the environment on first use (cold start)."""
+def current(
+    contract: type[FunctionEnvironment] | None = None, environ: Mapping[str, str] | None = None
+) -> Runtime:
+    """The installed runtime, or one built on first use (cold start): from ``environ`` validated
+    against the function's ``contract`` (a deployed handler: a bad environment fails the start
+    with every problem named), else from the process settings (the CLI, scripts)."""
     global _current
     with _current_lock:
         if _current is None:
-            _current = Runtime(settings=load_settings())
+            if contract is not None:
+                env = load_environment(contract, environ if environ is not None else {})
+                _current = Runtime(settings=settings_from(env))
+            else:
+                _current = Runtime(settings=load_settings())
         return _current
 
 

@@ -35,6 +35,7 @@ def parse_request(argv: Sequence[str], environ: Mapping[str, str]):  # noqa: ANN
 
 def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None) -> int:
     from docmill.runtime import context
+    from docmill.runtime.environment import ProcessEnvironment
     from docmill.runtime.process import process_object
 
     environ = os.environ if environ is None else environ
@@ -43,7 +44,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         request = parse_request(sys.argv[1:] if argv is None else argv, environ)
     except SystemExit as exc:
         return int(exc.code or 2)
-    runtime = context.current()
+    runtime = context.current(ProcessEnvironment, environ)
     try:
         outcome = process_object(runtime, request)
     except TransientError as exc:

@@ -15,13 +15,13 @@ when retries are spent, the event lands in the dead-letter queue.
 
 from __future__ import annotations
 
-from datetime import datetime, UTC
 from typing import Any, Literal
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, Field, field_validator
 
 from docmill import aws
+from docmill.clock import utc_iso
 from docmill.errors import DocumentError, TransientError
 from docmill.ingest import Ingestor
 from docmill.ingest.sources import SourceRef, describe_s3_object, source_id_for
@@ -76,10 +76,6 @@ class ProcessOutcome(BaseModel):
     result: dict[str, Any] | None = None
     failure_record: str | None = None
     extra: dict[str, Any] = Field(default_factory=dict)
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def failure_key(collection: str, source_uri: str, tenant: str | None = None) -> str:
@@ -156,7 +152,7 @@ class ObjectProcessor:
                 "tenant": tenant,
                 "collection": collection,
                 "event_name": req.event_name,
-                "recorded_at": _now(),
+                "recorded_at": utc_iso(),
             },
         )
         return store.uri(key)
@@ -273,7 +269,3 @@ def process_object(runtime: Runtime, req: ProcessRequest) -> ProcessOutcome:
     """Process one object version (container Lambda, ECS task, local runtime)."""
     return ObjectProcessor(runtime).process(req)
 
-
-def remove_object(runtime: Runtime, req: ProcessRequest) -> ProcessOutcome:
-    """Forget a deleted object: its chunks in the index and its outputs in the processed store."""
-    return ObjectProcessor(runtime).remove(req)

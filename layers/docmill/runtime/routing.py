@@ -24,7 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import BaseModel
 
 from docmill import aws
-from docmill.errors import TransientError
+from docmill.errors import ConfigurationError, TransientError
 from docmill.runtime.context import Runtime
 from docmill.runtime.events import EventParseError, ObjectEvent, parse_object_events
 from docmill.runtime.keys import ignore_reason, is_paged, placement_for_key, unsupported_reason
@@ -91,7 +91,11 @@ def decide(event: ObjectEvent, runtime: Runtime) -> RouteDecision:
             return RouteDecision(action="ecs", reason=why, estimated_pages=pages, **base)
     if cfg.process_function:
         return RouteDecision(action="lambda", reason=f"{size} bytes", estimated_pages=pages, **base)
-    return RouteDecision(action="inline", reason="no process function configured", estimated_pages=pages, **base)
+    if cfg.process_inline:
+        return RouteDecision(action="inline", reason="processing in the router (process_inline)", estimated_pages=pages, **base)
+    raise ConfigurationError(
+        "no processing target: set DOCMILL_AWS__PROCESS_FUNCTION (or DOCMILL_AWS__PROCESS_INLINE=true)"
+    )
 
 
 def _request(event: ObjectEvent, decision: RouteDecision) -> ProcessRequest:

@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 from docmill.config import OpenSearchSettings
 from docmill.errors import ConfigurationError, TransientError, VectorStoreError, VectorStoreRequestError
 from docmill.models import ChunkRecord
+from docmill.retry import RetryPolicy
 from docmill.vectorstores.base import SearchFilter, SearchHit, UpsertResult, VectorStore, record_from_payload
 
 log = logging.getLogger(__name__)
@@ -217,45 +218,51 @@ class OpenSearchStore(VectorStore):
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self._sleep = sleep
+        self._rng = random.Random()
         # True: every write is followed by a refresh (tests, small local runs). False: call
         # ``refresh()`` once after a batch of writes.
         self.refresh_writes = refresh_writes
         self.serverless = settings.service == "aoss"
 
     # -- plumbing -----------------------------------------------------------------------
-    def _backoff(self, attempt: int) -> float:
-        ceiling = min(self.backoff_cap, self.backoff_base * (2**attempt))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)  # "equal jitter": never zero
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_retries=self.max_retries, base_delay=self.backoff_base, max_delay=self.backoff_cap)
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
-        """Call the client, retrying throttling, 5xx and connection failures with backoff."""
+        """Call the client, retrying throttling, 5xx and connection failures (the one retry policy)."""
         from opensearchpy.exceptions import ConnectionError as OSConnectionError
         from opensearchpy.exceptions import TransportError
 
-        attempt = 0
-        while True:
-            try:
-                return fn(**kwargs)
-            except TransportError as exc:
-                status = exc.status_code if isinstance(exc.status_code, int) else None
-                transient = status in RETRY_STATUSES or isinstance(exc, OSConnectionError)
-                if not transient:
-                    if status == 404:
-                        raise  # callers decide what a missing index means
-                    error_type = exc.error if isinstance(exc.error, str) else None
-                    raise VectorStoreRequestError(
-                        f"OpenSearch {what} refused ({status} {error_type}): {str(exc.info)[:500]}",
-                        status=status,
-                        error_type=error_type,
-                    ) from exc
-                if attempt >= self.max_retries:
-                    raise TransientError(
-                        f"OpenSearch {what} still failing after {attempt + 1} attempts: {exc}"
-                    ) from exc
-                delay = self._backoff(attempt)
-                log.warning("OpenSearch %s: %s, retrying in %.2fs", what, status or exc, delay)
-                self._sleep(delay)
-                attempt += 1
+        def status_of(exc: TransportError) -> int | None:
+            return exc.status_code if isinstance(exc.status_code, int) else None
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, TransportError) and (
+                status_of(exc) in RETRY_STATUSES or isinstance(exc, OSConnectionError)
+            )
+
+        def on_retry(exc: BaseException, _retry: int, delay: float) -> None:
+            log.warning("OpenSearch %s: %s, retrying in %.2fs", what, exc, delay)
+
+        policy = self.retry_policy
+        try:
+            return policy.call(lambda: fn(**kwargs), retry_after=transient, sleep=self._sleep, clock=time.monotonic,
+                               rng=self._rng, on_retry=on_retry)
+        except TransportError as exc:
+            status = status_of(exc)
+            if transient(exc):
+                raise TransientError(
+                    f"OpenSearch {what} still failing after {policy.max_attempts} attempts: {exc}"
+                ) from exc
+            if status == 404:
+                raise  # callers decide what a missing index means
+            error_type = exc.error if isinstance(exc.error, str) else None
+            raise VectorStoreRequestError(
+                f"OpenSearch {what} refused ({status} {error_type}): {str(exc.info)[:500]}",
+                status=status,
+                error_type=error_type,
+            ) from exc
 
     def _not_found(self, exc: Exception) -> bool:
         from opensearchpy.exceptions import NotFoundError
@@ -389,7 +396,7 @@ class OpenSearchStore(VectorStore):
                     )
                     retry = []
                 if retry:
-                    delay = self._backoff(attempt)
+                    delay = self.retry_policy.delay(attempt, self._rng)
                     log.warning("OpenSearch bulk: %d items rejected (%s), retrying in %.2fs", len(retry), last_status, delay)
                     self._sleep(delay)
                     attempt += 1

@@ -35,7 +35,7 @@ from infra.config import VectorStoreConfig
 from infra.constructs.network import Network, retention
 
 
-class VectorStore(Construct):
+class VectorSearchDomain(Construct):
     """Attributes: ``kind``, ``endpoint`` (https URL), ``index_name``, ``service`` (SigV4 name: es|aoss),
     ``domain`` or ``collection``, ``master_secret`` (domain only), ``index_resource`` (the custom
     resource), ``index_function`` (its Lambda), ``security_group``."""
@@ -110,7 +110,7 @@ class VectorStore(Construct):
     def finalize(self) -> CustomResource:
         """After all grants: data-access rules for the granted roles, then the index itself."""
         if self._finalized:
-            raise RuntimeError("VectorStore.finalize() called twice")
+            raise RuntimeError("VectorSearchDomain.finalize() called twice")
         self._finalized = True
         config, stack = self.config, Stack.of(self)
         access = self._data_access_policy(self.collection, config, stack) if self.collection is not None else None

@@ -102,7 +102,7 @@ class LocalFunctions:
             role_arn = iam_client.get_role(RoleName=LOCAL_ROLE_NAME)["Role"]["Arn"]
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w") as zf:
-            zf.writestr("README.txt", "bound in-process by docmill.runtime.local_lambda\n")
+            zf.writestr("README.txt", "bound in-process by docmill_devtools.local_lambda\n")
         arns = {}
         for fn in self._functions.values():
             try:

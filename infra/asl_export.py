@@ -3,21 +3,15 @@
 The CDK template holds the definition as ``Fn::Join`` of JSON text and references (the task
 functions' ``Fn::GetAtt [LogicalId, Arn]``, the datasets bucket's ``Ref``, ``AWS::Partition``).
 The state machine carries metadata ``docmill:workflow`` naming which logical id is which task, so
-this module can substitute ARNs/names of the caller's choice and return the real ASL:
+this module can substitute ARNs/names of the caller's choice and return the real ASL.
 
-    from infra.workflow import generation_asl, task_arns
-    asl = generation_asl(region="us-east-1", account="123456789012",
-                         datasets_bucket="docmill-datasets")            # dict
-    task_arns(region="us-east-1", account="123456789012")
-    # {"plan": "arn:aws:lambda:us-east-1:123456789012:function:docmill-plan", ...}
+``docmill dev`` runs from an installed package, without infra/: it reads the *portable* ASL that
+this module writes into the devtools package (``docmill_devtools/generation.asl.json``), where
+the region, account, datasets bucket and task ARNs are ``${...}`` placeholders, and fills them in.
+``tests/infra/test_asl_export.py`` fails when that file no longer matches the synthesised stack:
 
-``docmill dev`` creates the state machine from ``json.dumps(asl)`` and binds each ARN in
-``task_arns(...)`` to the matching in-process handler (functions/generation/<role>.py). Each task
-state's ``Resource`` is the function ARN itself (payload-response-only invocation), so the task's
-input is the Lambda event and its output is the handler's return value.
-
-Command line: ``python -m infra.workflow [--region R] [--account A] [--datasets-bucket B]
-[--function plan=ARN ...] [--template cdk.out/docmill-dev.template.json]`` prints the ASL JSON.
+    python -m infra.asl_export --write        # regenerate docmill_devtools/generation.asl.json
+    python -m infra.asl_export --region R --datasets-bucket B [--function plan=ARN ...]   # print ASL
 """
 
 from __future__ import annotations
@@ -72,11 +66,17 @@ def synthesize_template(
         if cache.exists():
             return json.loads(cache.read_text())
     from infra.app import build_app, cdk_json_context
+    from infra.config import stage_config_from_context
 
     with tempfile.TemporaryDirectory(prefix="docmill-synth-") as out:
         ctx = cdk_json_context(**{"aws:cdk:bundling-stacks": []})
         ctx.update(context or {})
-        app, stack = build_app(ctx, outdir=out, nag=False)
+        # A concrete environment: some resources (DynamoDB replicas) cannot render region-agnostic.
+        base = stage_config_from_context(ctx.get)
+        config = base.model_copy(
+            update={"region": base.region or DEFAULT_REGION, "account": base.account or DEFAULT_ACCOUNT}
+        )
+        app, stack = build_app(ctx, config=config, outdir=out, nag=False)
         assembly = app.synth()
         template = assembly.get_stack_by_name(stack.stack_name).template
     if cache is not None:
@@ -148,8 +148,37 @@ def generation_asl(
     return json.loads(resolver(definition))
 
 
+#: placeholders of the portable definition (``docmill_devtools.dev`` substitutes them)
+PLACEHOLDER_REGION = "${AWS::Region}"
+PLACEHOLDER_ACCOUNT = "${AWS::AccountId}"
+PLACEHOLDER_DATASETS_BUCKET = "${DatasetsBucket}"
+
+
+def placeholder_function(role: str) -> str:
+    return "${Function:" + role + "}"
+
+
+def portable_generation_asl(template: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The generation ASL with placeholders instead of account-specific names."""
+    return generation_asl(
+        template,
+        region=PLACEHOLDER_REGION,
+        account=PLACEHOLDER_ACCOUNT,
+        datasets_bucket=PLACEHOLDER_DATASETS_BUCKET,
+        functions={role: placeholder_function(role) for role in TASK_ROLES},
+    )
+
+
+def packaged_asl_path() -> Path:
+    return paths.REPO_ROOT / "devtools" / "docmill_devtools" / "generation.asl.json"
+
+
+def render_portable(asl: Mapping[str, Any]) -> str:
+    return json.dumps(asl, indent=2, sort_keys=True) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION", DEFAULT_REGION))
     parser.add_argument("--account", default=DEFAULT_ACCOUNT)
     parser.add_argument("--datasets-bucket", default="docmill-datasets")
@@ -161,12 +190,16 @@ def main(argv: list[str] | None = None) -> int:
         help=f"override a task ARN; roles: {', '.join(TASK_ROLES)}",
     )
     parser.add_argument("--template", type=Path, help="a synthesised template instead of synthesising now")
+    parser.add_argument("--write", action="store_true", help=f"write the portable ASL to {packaged_asl_path()}")
     args = parser.parse_args(argv)
     functions = dict(item.split("=", 1) for item in args.function)
     unknown = set(functions) - set(TASK_ROLES)
     if unknown:
         parser.error(f"unknown task role(s): {', '.join(sorted(unknown))}")
     template = json.loads(args.template.read_text()) if args.template else None
+    if args.write:
+        packaged_asl_path().write_text(render_portable(portable_generation_asl(template)))
+        return 0
     asl = generation_asl(
         template,
         region=args.region,

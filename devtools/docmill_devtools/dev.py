@@ -9,8 +9,9 @@ process on 127.0.0.1; or an endpoint the caller names, e.g. LocalStack):
   notification to the queue (what infra/constructs/storage.py deploys);
 - Lambda functions ``docmill-process`` and the generation tasks ``docmill-plan``,
   ``docmill-generate-batch``, ``docmill-assemble``, bound to the handlers in functions/ in this
-  process (see ``docmill.runtime.local_lambda`` for why and how);
-- the generation state machine, its definition synthesised from infra/ (``infra.workflow``);
+  process (see ``docmill_devtools.local_lambda`` for why and how);
+- the generation state machine: the stack's definition, packaged as ``generation.asl.json``
+  (exported from the synthesised stack by ``infra.asl_export``);
 - with an external endpoint (``--endpoint-url`` / ``AWS_ENDPOINT_URL``, e.g. LocalStack) only the
   buckets, queue and notification are created there; documents are processed in this process and
   no state machine is created (the emulator would run Lambda tasks in Docker);
@@ -28,7 +29,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
+from importlib import resources
 from typing import Any
 
 import boto3
@@ -38,7 +39,7 @@ from docmill import aws
 from docmill.config import Settings
 from docmill.errors import ConfigurationError
 from docmill.runtime import context as runtime_context
-from docmill.runtime.local_lambda import LocalContext, LocalFunctions
+from docmill_devtools.local_lambda import LocalContext, LocalFunctions
 
 log = logging.getLogger(__name__)
 
@@ -158,21 +159,34 @@ def provision(
     return Provisioned(names=names, queue_url=queue_url, queue_arn=queue_arn, dlq_url=dlq_url, dlq_arn=dlq_arn)
 
 
-def load_generation_asl(*, datasets_bucket: str, cache_dir: Path | None, template: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The generation state machine synthesised from infra/ (needs the repository checkout)."""
-    try:
-        from infra.workflow import generation_asl
-    except ImportError as exc:  # pragma: no cover - installed without the repository
-        raise ConfigurationError(
-            "docmill dev loads the state machine from the repository's infra/ package: run it from a checkout"
-        ) from exc
-    return generation_asl(template, region=REGION, account=ACCOUNT, datasets_bucket=datasets_bucket, cache_dir=cache_dir)
+GENERATION_ROLES = ("plan", "generate_batch", "assemble")
 
 
-def generation_function_names() -> dict[str, str]:
-    from infra.workflow import task_arns
+def generation_function_names(prefix: str = "docmill") -> dict[str, str]:
+    """The Lambda names the generation tasks are registered and bound under."""
+    return {role: f"{prefix}-{role.replace('_', '-')}" for role in GENERATION_ROLES}
 
-    return {role: arn.rsplit(":", 1)[-1] for role, arn in task_arns(region=REGION, account=ACCOUNT).items()}
+
+def load_generation_asl(*, datasets_bucket: str, region: str = REGION, account: str = ACCOUNT) -> dict[str, Any]:
+    """The generation state machine of the stack, from the packaged portable definition
+    (``generation.asl.json``, written by ``python -m infra.asl_export --write`` and checked against
+    the synthesised stack by tests/infra/test_asl_export.py), with this emulator's names filled in."""
+    text = resources.files("docmill_devtools").joinpath("generation.asl.json").read_text(encoding="utf-8")
+    values = {
+        "${AWS::Region}": region,
+        "${AWS::AccountId}": account,
+        "${DatasetsBucket}": datasets_bucket,
+        **{
+            "${Function:" + role + "}": f"arn:aws:lambda:{region}:{account}:function:{name}"
+            for role, name in generation_function_names().items()
+        },
+    }
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    if "${" in text:
+        raise ConfigurationError("generation.asl.json has a placeholder docmill dev does not know")
+    asl: dict[str, Any] = json.loads(text)
+    return asl
 
 
 def create_state_machine(clients: dict[str, Any], asl: dict[str, Any], name: str = STATE_MACHINE_NAME) -> str:
@@ -217,9 +231,9 @@ def bind_functions(
 
 def bind_ecs_task(clients: dict[str, Any], *, executor: Any = None) -> Any:
     """The Fargate processing task: a cluster and task definition in the emulator whose tasks
-    run ``docmill.runtime.ecs_task.main`` in-process (``docmill.runtime.local_ecs``)."""
+    run ``docmill.runtime.ecs_task.main`` in-process (``docmill_devtools.local_ecs``)."""
     from docmill.runtime import ecs_task
-    from docmill.runtime.local_ecs import LocalTasks
+    from docmill_devtools.local_ecs import LocalTasks
 
     ecs = clients["ecs"]
     ecs.create_cluster(clusterName=ECS_CLUSTER)
@@ -361,7 +375,6 @@ class DevEnvironment:
     generation: bool = True
     max_receive_count: int = 3
     runtime_overrides: dict[str, Any] = field(default_factory=dict)
-    template: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self._server: Any = None
@@ -377,7 +390,7 @@ class DevEnvironment:
         if self.endpoint_url:
             self.endpoint = self.endpoint_url
         else:
-            from docmill.runtime import moto_gaps
+            from docmill_devtools import moto_gaps
 
             moto_gaps.emit_delete_marker_events()
             self._server, self.endpoint = start_moto_server(self.host, self.port or free_port(self.host))
@@ -397,6 +410,7 @@ class DevEnvironment:
                         # An external emulator would run Lambda code in its own (Docker) runtime,
                         # where our handlers cannot be bound: route then processes in-process.
                         "process_function": None if external else PROCESS_FUNCTION,
+                        "process_inline": external,
                         **({} if external else {
                             "ecs_cluster": ECS_CLUSTER,
                             "ecs_task_definition": ECS_TASK_FAMILY,
@@ -415,9 +429,7 @@ class DevEnvironment:
             bind_functions(self.functions, clients, self.provisioned, generation=self.generation)
             self.tasks = bind_ecs_task(clients, executor=self._executor)
         if self.generation and not external:
-            asl = load_generation_asl(
-                datasets_bucket=names.datasets, cache_dir=Path(settings.home) / "cache", template=self.template
-            )
+            asl = load_generation_asl(datasets_bucket=names.datasets)
             self.provisioned.state_machine_arn = create_state_machine(clients, asl)
         from functions.route.handler import handler as route_handler
 
@@ -451,7 +463,7 @@ class DevEnvironment:
             runtime.close()
         aws.reset_clients()
         if self._server is not None:
-            from docmill.runtime import moto_gaps
+            from docmill_devtools import moto_gaps
 
             self._server.stop()
             moto_gaps.restore()
