@@ -16,7 +16,8 @@ from typing import Any
 from docmill.errors import BudgetExhausted, LLMError
 from docmill.generation.models import BatchReport, BatchSpec, CallLog, GeneratedRecord
 from docmill.generation.parsing import OutputParseError
-from docmill.generation.pipeline.planning import estimate_messages, estimate_tokens
+from docmill.generation.pipeline.planning import estimate_messages
+from docmill.llm.tokens import estimate_tokens
 from docmill.llm.base import ChatMessage, GenerationParams, LLMClient, LLMResponse
 
 CORRECTIVE = (

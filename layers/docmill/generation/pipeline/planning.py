@@ -14,7 +14,6 @@ import random
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +23,17 @@ from docmill.errors import ConfigurationError, StorageError, VectorStoreError
 from docmill.generation.models import BatchSpec, GenerationConfig, GenerationPlan, PlanEstimate
 from docmill.generation.parsing import QUESTION_TYPES
 from docmill.generation.prompts import PROMPT_KINDS, PromptSet, PromptTemplate, load_prompts
+from docmill.clock import utc_iso, utc_now
 from docmill.llm.base import ChatMessage, GenerationParams
+from docmill.llm.tokens import estimate_messages_tokens
 from docmill.models import ChunkRecord
 from docmill.names import collection_prefix
 from docmill.storage import ObjectStore
 from docmill.vectorstores.base import SearchHit, VectorStore
 
-CHARS_PER_TOKEN = 4.0
-
-
-def estimate_tokens(text: str) -> int:
-    return int(len(text) / CHARS_PER_TOKEN + 0.999) if text else 0
-
-
-def estimate_messages(messages: Sequence[ChatMessage]) -> int:
-    return sum(estimate_tokens(m.content) + 4 for m in messages) + 3
-
-
-def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+# The library's one clock and one token estimator, under the names the stages use.
+now_iso = utc_iso
+estimate_messages = estimate_messages_tokens
 
 
 # --- chunks in ------------------------------------------------------------------------------
@@ -238,7 +229,7 @@ def plan(
         )
     budget = config.budget_tokens
     result = GenerationPlan(
-        run_id=run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6],
+        run_id=run_id or utc_now().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6],
         created_at=now_iso(),
         config=config,
         chunks_available=len(all_chunks),
