@@ -45,14 +45,14 @@ class LocalTasks:
             return tasks
 
         self._original = original
-        EC2ContainerServiceBackend.run_task = run_task  # type: ignore[method-assign,assignment]
+        EC2ContainerServiceBackend.run_task = run_task
         return self
 
     def uninstall(self) -> None:
         from moto.ecs.models import EC2ContainerServiceBackend
 
         if self._original is not None:
-            EC2ContainerServiceBackend.run_task = self._original  # type: ignore[method-assign]
+            EC2ContainerServiceBackend.run_task = self._original
             self._original = None
 
     def _start(self, task: Any, overrides: Mapping[str, Any]) -> None:

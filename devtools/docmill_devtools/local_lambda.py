@@ -137,14 +137,14 @@ class LocalFunctions:
             return registry._invoke(bound, fn_self, body, request_headers, response_headers)
 
         self._original = original
-        LambdaFunction.invoke = invoke  # type: ignore[method-assign,assignment]
+        LambdaFunction.invoke = invoke
         return self
 
     def uninstall(self) -> None:
         from moto.awslambda.models import LambdaFunction
 
         if self._original is not None:
-            LambdaFunction.invoke = self._original  # type: ignore[method-assign]
+            LambdaFunction.invoke = self._original
             self._original = None
 
     def __enter__(self) -> LocalFunctions:

@@ -36,7 +36,7 @@ def emit_delete_marker_events() -> None:
         return marker
 
     _original = original
-    S3Backend._set_delete_marker = _set_delete_marker  # type: ignore[method-assign]
+    S3Backend._set_delete_marker = _set_delete_marker
 
 
 def restore() -> None:
@@ -44,5 +44,5 @@ def restore() -> None:
     from moto.s3.models import S3Backend
 
     if _original is not None:
-        S3Backend._set_delete_marker = _original  # type: ignore[method-assign]
+        S3Backend._set_delete_marker = _original
         _original = None

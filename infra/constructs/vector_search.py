@@ -304,7 +304,7 @@ class VectorSearchDomain(Construct):
         )
         self.collection.node.add_dependency(enc)
         self.collection.node.add_dependency(net)
-        self._roles.append(self.index_function.role)  # type: ignore[arg-type]
+        self._roles.append(self.index_function.role)
         self._collection_name = name
         return self.collection
 
@@ -365,7 +365,7 @@ class VectorSearchDomain(Construct):
             raise RuntimeError("grant_read_write after finalize(): the role would not be mapped")
         role = getattr(grantee, "role", None) or grantee
         if hasattr(role, "role_arn"):
-            self._roles.append(role)  # type: ignore[arg-type]
+            self._roles.append(role)
         if self.domain is not None:
             self.domain.grant_index_read_write(self.index_name, grantee)
             # The store sends bulk requests to /_bulk (documents name their index) and checks health.

@@ -235,7 +235,7 @@ class DocmillStack(Stack):
             if self.chat_api is not None:
                 # The hosted UI sends people back to the web app after sign-in.
                 client = self.chat_api.user_pool_client.node.default_child
-                client.callback_ur_ls = [*config.chat_api.callback_urls, f"{self.web.url}/"]  # type: ignore[union-attr]
+                client.callback_ur_ls = [*config.chat_api.callback_urls, f"{self.web.url}/"]
 
         outputs = {
             "RawBucket": storage.raw.bucket_name,

@@ -119,7 +119,7 @@ class ContinuousBatcher(Generic[State]):
                     self._wake.wait()
                 if self._closed and not rows and not self._waiting:
                     return
-                admitted = []
+                admitted: list[_Row] = []
                 while self._waiting and len(rows) + len(admitted) < self.max_batch:
                     admitted.append(self._waiting.popleft())
             try:

@@ -43,7 +43,7 @@ from docmill.generation.pipeline.stages import (
 )
 from docmill.generation.pipeline.stages.base import QuestionStage as QuestionStageProtocol
 from docmill.generation.prompts import PROMPT_KINDS, PromptSet
-from docmill.llm.base import LLMClient
+from docmill.llm.base import GenerationParams, LLMClient
 from docmill.quality.signals import EmbeddingCache
 from docmill.vectorstores.base import VectorStore
 
@@ -79,7 +79,7 @@ def build_record(ctx: StageContext, state: QuestionState, params: dict[str, Any]
         reference_output=item.output,
         chosen=state.chosen,
         rejected=state.rejected,
-        rejected_strategy=state.strategy,  # type: ignore[arg-type]
+        rejected_strategy=state.strategy,
         distractor_chunk_id=state.distractor.chunk_id if state.distractor else None,
         source=SourceRef(
             chunk_id=chunk.chunk_id,
@@ -107,8 +107,8 @@ def build_record(ctx: StageContext, state: QuestionState, params: dict[str, Any]
         cited_chunk_ids=[hit_ids[n - 1] for n in cited_numbers(state.chosen) if 1 <= n <= len(hit_ids)],
         judge_chosen=state.judge_chosen,
         judge_rejected=state.judge_rejected,
-        question_source=state.candidate.source,  # type: ignore[arg-type]
-        answer_mode=ctx.modes.answer_mode,  # type: ignore[arg-type]
+        question_source=state.candidate.source,
+        answer_mode=ctx.modes.answer_mode,
         quality=state.quality,
         model_id=ctx.llm.model_id,
         prompts=ctx.prompts.refs(),
@@ -137,7 +137,7 @@ class GenerationEngine:
         self.progress = progress
         self.on_batch_done = on_batch_done
         self.lock = threading.Lock()
-        params = {k: stage_params(config, k, prompts.get(k)) for k in PROMPT_KINDS}
+        params: dict[str, GenerationParams] = {k: stage_params(config, k, prompts.get(k)) for k in PROMPT_KINDS}
         self.ctx = StageContext(
             config=config,
             prompts=prompts,
@@ -155,7 +155,7 @@ class GenerationEngine:
         self.stages = [s for s in (stages if stages is not None else default_stages()) if s.enabled(self.ctx)]
         called = {"question"} | {s.name for s in self.stages}
         called |= {"answer"} if self.ctx.modes.answer_mode == "generative" else set()
-        self.record_params = {
+        self.record_params: dict[str, dict[str, Any]] = {
             k: v.model_dump(exclude_none=True)
             for k, v in params.items()
             if k in called and (k != "answer" or self.ctx.modes.answer_mode == "generative")
@@ -316,7 +316,7 @@ class GenerationEngine:
                         outstanding[(bi, ci)] = len(states)
                         ready.extend(states)
                     else:
-                        task: QuestionState = payload
+                        task = payload
                         if result is not None:
                             with self.lock:
                                 task.sink.records.append(result)
