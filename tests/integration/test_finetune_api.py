@@ -14,7 +14,7 @@ from docmill.api.wiring import build_local_services, registry_path
 from docmill.config import load_settings
 from docmill.finetune.service import workspace_finetuner
 from docmill.finetune.serving import LocalFinetuneService, tenant_datasets
-from docmill.llm.scripted import ScriptedLLM
+from docmill_devtools.scripted import ScriptedLLM
 from tests.support.api_server import ApiServer, ChatModel, wait_for_status
 from tests.support.finetune_data import write_docmill_dataset
 from tests.support.tiny_llama import build_tiny_llama

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from docmill.generation import GenerationConfig, run_generation
-from docmill.llm.scripted import ScriptedLLM
+from docmill_devtools.scripted import ScriptedLLM
 from docmill.storage import LocalStore
 
 from tests.support.generation_doubles import (
