@@ -20,7 +20,7 @@ import time
 import boto3
 from moto import mock_aws
 
-from infra import workflow
+from infra import asl_export
 from tests.infra.conftest import Synth
 
 BUCKET = "docmill-datasets"
@@ -54,7 +54,7 @@ def _bind_to_s3(asl: dict) -> dict:
 
 
 def test_distributed_map_reads_the_manifest_fans_out_and_continues_past_a_failed_batch(synth: Synth) -> None:
-    asl = workflow.generation_asl(synth.template, datasets_bucket=BUCKET)
+    asl = asl_export.generation_asl(synth.template, datasets_bucket=BUCKET)
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
