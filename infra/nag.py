@@ -167,6 +167,9 @@ def render(value: Any) -> str:
             return f"<{arg}>"
         if fn == "Fn::GetAtt":
             return f"<{arg[0]}.{arg[1]}>"
+        if fn == "Fn::Sub" and isinstance(arg, str):
+            # cdk-nag prints ${Param} inside a substitution as <Param> (region-agnostic asset buckets).
+            return re.sub(r"\$\{([^}]+)\}", r"<\1>", arg)
     return json.dumps(value, separators=(",", ":"))
 
 

@@ -230,7 +230,7 @@ class DocmillStack(Stack):
                 api_endpoint=api_endpoint,
                 cognito_domain=cognito_domain,
                 cognito_client_id=client_id,
-                removal=log_removal,
+                removal=removal,
             )
             if self.chat_api is not None:
                 # The hosted UI sends people back to the web app after sign-in.

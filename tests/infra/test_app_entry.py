@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from infra.app import cdk_json_context
 
@@ -30,11 +29,6 @@ def _template(outdir: Path) -> dict[str, object]:
     return json.loads(path.read_text())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="main's WebApp BucketDeployment policy has an AwsSolutions-IAM5 finding on the region-agnostic "
-    "asset bucket ARN (cdk-nag fails a synth without a region); remove this mark once nag.py suppresses it",
-)
 def test_given_python_app_py_and_cdk_synth_then_the_templates_are_the_same(tmp_path: Path) -> None:
     plain, cli = tmp_path / "plain", tmp_path / "cli"
     # Given `python app.py` alone, and the app as the CDK CLI runs it (cdk.json context passed in)

@@ -41,10 +41,13 @@ def test_kill_9_of_the_ingest_process_takes_its_busy_workers_with_it(tmp_path):
             time.sleep(0.5)
             workers = [c for c in parent.children() if "resource_tracker" not in " ".join(c.cmdline())]
         assert len(workers) >= 2, "the workers never started"
-        # Busy: a worker has started OCR (a tesseract child); an idle worker would exit anyway
-        while time.monotonic() < deadline and not any(w.children() for w in workers if w.is_running()):
+        # Busy: a worker has started OCR (a tesseract child) or is burning CPU on its pages
+        def busy() -> bool:
+            return any(w.children() or w.cpu_times().user > 2.0 for w in workers if w.is_running())
+
+        while time.monotonic() < deadline and not busy():
             time.sleep(0.3)
-        assert any(w.children() for w in workers), "no worker got busy"
+        assert busy(), "no worker got busy"
         # When only the main process is killed
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)

@@ -70,6 +70,7 @@ class RouteEnvironment(FunctionEnvironment):
     DOCMILL_AWS__ECS_CONTAINER: str | None = None
     DOCMILL_AWS__ECS_SUBNETS: str | None = None
     DOCMILL_AWS__ECS_SECURITY_GROUPS: str | None = None
+    DOCMILL_API__STATE_TABLE: str | None = None  # route records refusals for the chat API's status
 
     @model_validator(mode="after")
     def _large_files_have_a_path(self) -> RouteEnvironment:
