@@ -18,13 +18,13 @@ import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
-from datetime import datetime, UTC
+from docmill.clock import utc_now
 from pathlib import Path
 from typing import Any
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
+    return utc_now().isoformat(timespec="milliseconds")
 
 
 class StateStore(ABC):

@@ -26,11 +26,11 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 
 from docmill import __version__
+from docmill.clock import utc_iso, utc_now
 from docmill.config import IngestOptions
 from docmill.documents.process import CheckedFile, ProcessedDocument, check_file, process_file, sha256_file
 from docmill.documents.split import (
@@ -63,10 +63,6 @@ SMALL_BATCH_BYTES = 512 * 1024
 # A PDF at least this large counts as splittable when choosing how many workers to start (its
 # page count decides once it is open), so one large PDF alone still gets parallel workers.
 SPLIT_CANDIDATE_BYTES = 256 * 1024
-
-
-def _utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _check_worker(path: str, descriptor: Any, options: IngestOptions, lenient_pdf: bool) -> CheckedFile:
@@ -143,10 +139,10 @@ class Ingestor:
     def run_sources(self, sources: Sequence[SourceRef], *, prune: Sequence[str] | None = None) -> IngestReport:
         started = time.perf_counter()
         report = IngestReport(
-            run_id=datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
+            run_id=utc_now().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:8],
             collection=self.collection,
             tenant=self.tenant,
-            started_at=_utcnow(),
+            started_at=utc_iso(),
             docmill_version=__version__,
             settings=self._settings_summary(),
         )
@@ -169,7 +165,7 @@ class Ingestor:
             report.pruned = self._prune(prune, {ref.uri for ref in sources})
         if self.vector_store is not None:
             self.vector_store.refresh()  # one refresh per run: OpenSearch writes become searchable
-        report.finished_at = _utcnow()
+        report.finished_at = utc_iso()
         report.totals.seconds = time.perf_counter() - started
         report.summarise()
         self._root.write_json(f"runs/{report.run_id}.json", report.model_dump(mode="json"))
@@ -537,7 +533,7 @@ class Ingestor:
             "elements": len(doc.elements),
             "chunks": len(chunks),
             "fingerprint": self._fingerprint(),
-            "ingested_at": _utcnow(),
+            "ingested_at": utc_iso(),
             "docmill_version": __version__,
             "metadata": ref.descriptor.metadata,
         }

@@ -20,7 +20,8 @@ from docmill.generation.assemble.split import split_by_source
 from docmill.generation.assemble.write import provenance_rows, write_examples, write_provenance
 from docmill.generation.models import STAGES, BatchReport, StageStats, merge_counts
 from docmill.generation.parsing import strip_citations
-from docmill.generation.pipeline.planning import load_plan, now_iso
+from docmill.clock import utc_iso
+from docmill.generation.pipeline.planning import load_plan
 from docmill.generation.pipeline.shards import read_shards
 from docmill.storage import ObjectStore
 
@@ -100,7 +101,7 @@ def assemble(
         answer_text=answer_text,
         rejected_text=rejected_text,
         stopped=run["stopped"],
-        created_at=now_iso(),
+        created_at=utc_iso(),
     )
     metrics = write_card(out, stats, provenance, plots=plots)
     all_drops = merge_counts(run["drops"], curated.drops)
@@ -112,7 +113,7 @@ def assemble(
         "tenant": cfg.tenant,
         "docmill_version": __version__,
         "plan_created_at": p.created_at,
-        "assembled_at": now_iso(),
+        "assembled_at": utc_iso(),
         "model_id": stats["model_id"],
         "prompts": p.prompts,
         "config": cfg.model_dump(mode="json"),

@@ -16,8 +16,7 @@ from typing import Any
 from docmill.errors import BudgetExhausted, LLMError
 from docmill.generation.models import BatchReport, BatchSpec, CallLog, GeneratedRecord
 from docmill.generation.parsing import OutputParseError
-from docmill.generation.pipeline.planning import estimate_messages
-from docmill.llm.tokens import estimate_tokens
+from docmill.llm.tokens import estimate_messages_tokens, estimate_tokens
 from docmill.llm.base import ChatMessage, GenerationParams, LLMClient, LLMResponse
 
 CORRECTIVE = (
@@ -71,7 +70,7 @@ class LLMCaller:
         self.keep_calls = keep_calls
 
     def call(self, sink: Sink, stage: str, chunk_id: str, messages: list[ChatMessage], params: GenerationParams) -> LLMResponse:
-        reserved = self.budget.reserve(estimate_messages(messages) + params.max_tokens)
+        reserved = self.budget.reserve(estimate_messages_tokens(messages) + params.max_tokens)
         started = time.perf_counter()
         try:
             response = self.llm.chat(messages, params)
@@ -89,7 +88,7 @@ class LLMCaller:
             raise
         used = response.usage.input_tokens + response.usage.output_tokens
         if used == 0:  # an endpoint that reports no usage still spends budget
-            used = estimate_messages(messages) + estimate_tokens(response.text)
+            used = estimate_messages_tokens(messages) + estimate_tokens(response.text)
         self.budget.settle(reserved, used)
         latency = response.latency_s or (time.perf_counter() - started)
         with self.lock:

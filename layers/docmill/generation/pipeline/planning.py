@@ -31,9 +31,6 @@ from docmill.names import collection_prefix
 from docmill.storage import ObjectStore
 from docmill.vectorstores.base import SearchHit, VectorStore
 
-# The library's one clock and one token estimator, under the names the stages use.
-now_iso = utc_iso
-estimate_messages = estimate_messages_tokens
 
 
 # --- chunks in ------------------------------------------------------------------------------
@@ -182,13 +179,13 @@ def estimate_plan(prompts: PromptSet, config: GenerationConfig, chunks: Sequence
         return est
     p = {k: stage_params(config, k, prompts.get(k)) for k in PROMPT_KINDS}
     avg_chars = sum(len(c.text) for c in chunks) / n
-    question_in = sum(estimate_messages(question_messages(prompts, config, c)) for c in chunks)
+    question_in = sum(estimate_messages_tokens(question_messages(prompts, config, c)) for c in chunks)
     ctx = [{"text": "x" * int(avg_chars), "title": "t", "pages": [], "label": "t", "chunk_id": ""}] * config.top_k
     qtext = "x" * 120  # a typical question
-    answer_in = estimate_messages(prompts.answer.render(context=ctx, question=qtext))
+    answer_in = estimate_messages_tokens(prompts.answer.render(context=ctx, question=qtext))
     distractor = "x" * int(avg_chars) if config.rejected_strategy != "no_context" else ""
-    rejected_in = estimate_messages(prompts.rejected.render(question=qtext, distractor=distractor))
-    judge_in = estimate_messages(prompts.judge.render(context=ctx, question=qtext, answer="x" * 2 * p["answer"].max_tokens))
+    rejected_in = estimate_messages_tokens(prompts.rejected.render(question=qtext, distractor=distractor))
+    judge_in = estimate_messages_tokens(prompts.judge.render(context=ctx, question=qtext, answer="x" * 2 * p["answer"].max_tokens))
     est.input_tokens = question_in + n * q * (answer_in + rejected_in + 2 * judge_in)
     est.output_tokens = n * p["question"].max_tokens + n * q * (
         p["answer"].max_tokens + p["rejected"].max_tokens + 2 * p["judge"].max_tokens
@@ -230,7 +227,7 @@ def plan(
     budget = config.budget_tokens
     result = GenerationPlan(
         run_id=run_id or utc_now().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6],
-        created_at=now_iso(),
+        created_at=utc_iso(),
         config=config,
         chunks_available=len(all_chunks),
         chunks_skipped_short=len(all_chunks) - len(usable),
