@@ -37,6 +37,21 @@ def tiny_tokenizer(texts: Iterable[str], vocab_size: int = 400) -> Any:
     return fast
 
 
+def eos_only_tokenizer(corpus: Iterable[str], vocab_size: int = 400) -> Any:
+    """A byte-level BPE tokenizer with ``<eos>`` as its only special token (constrained-decoding tests)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    raw = Tokenizer(models.BPE())
+    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    raw.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=["<eos>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    raw.train_from_iterator(list(corpus), trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>")
+
+
 def tiny_llama(tokenizer: Any) -> Any:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM

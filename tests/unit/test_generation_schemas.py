@@ -12,22 +12,14 @@ from docmill.generation.prompts import load_prompts
 from docmill.generation.schemas import OPENINGS, judge_schema, question_schema
 from docmill.llm.constrained import JsonSchemaConstraint
 from docmill.llm.decoding import DecodeParams, Sequence, reply_ids
+from tests.support.tiny_lm import eos_only_tokenizer
 
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     corpus = ['[{"type": "factual", "instruction": "What is the refund policy?", "input": "", "output": "30 days"}]',
               '{"relevance": 4, "groundedness": 5, "helpfulness": 4, "answerable": true, "reason": "ok"}'] * 20
-    raw.train_from_iterator(corpus, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>")
+    return eos_only_tokenizer(corpus)
 
 
 def decode(tokenizer, schema, prefix: str, seed: int) -> str:

@@ -15,6 +15,7 @@ import torch
 from docmill.errors import ConfigurationError, LLMError
 from docmill.llm.constrained import JsonSchemaConstraint
 from docmill.llm.decoding import DecodeParams, Sequence, reply_ids
+from tests.support.tiny_lm import eos_only_tokenizer
 
 SCHEMA = {
     "type": "object",
@@ -30,18 +31,9 @@ SCHEMA = {
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    raw = Tokenizer(models.BPE())
-    raw.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    raw.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<eos>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     corpus = ['{"question": "What is the refund policy?", "type": "factual", "score": 4}',
               "Refunds are issued within 30 days of purchase when the item is returned unused."] * 20
-    raw.train_from_iterator(corpus, trainer)
-    return PreTrainedTokenizerFast(tokenizer_object=raw, eos_token="<eos>")
+    return eos_only_tokenizer(corpus)
 
 
 def decode_randomly(tokenizer, seed: int, *, prefix: str = "", max_new_tokens: int = 200) -> tuple[str, Sequence]:
