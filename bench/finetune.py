@@ -7,7 +7,8 @@ vs tuned test loss (NLL per answer token) and support of the model's own answers
 context, and whether the target (tuned test loss < base) is met. Results: bench/out/finetune/.
 
     python bench/finetune.py                                   # generates a dataset with `docmill demo` first
-    python bench/finetune.py --dataset .docmill/datasets/demo  # any docmill dataset folder
+    python bench/finetune.py --dataset .docmill/datasets/demo  # any docmill dataset folder (its home:
+                                                               # <home>/datasets/<name>, or --home)
     python bench/finetune.py --method dpo                      # DPO on the preference pairs
 """
 
@@ -42,6 +43,7 @@ def demo_dataset(home: Path, max_chunks: int, questions: int) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", type=Path, help="a docmill dataset folder (default: generate one)")
+    parser.add_argument("--home", type=Path, help="the workspace whose collections hold the source contexts")
     parser.add_argument("--method", default="sft", choices=["sft", "dpo"])
     parser.add_argument("--format", default=None)
     parser.add_argument("--epochs", type=float, default=1.0)
@@ -51,19 +53,24 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--eval-samples", type=int, default=8)
     parser.add_argument("--max-chunks", type=int, default=24, help="demo generation: chunks")
-    parser.add_argument("--questions", type=int, default=2, help="demo generation: questions per chunk")
+    parser.add_argument("--questions", type=int, default=4, help="demo generation: questions per chunk")
     args = parser.parse_args()
 
     from docmill.finetune import FinetuneParams, JobStore, LocalFinetuner
+    from docmill.finetune.service import collection_lookup
     from docmill.storage import open_store
 
     OUT.mkdir(parents=True, exist_ok=True)
     dataset = args.dataset or demo_dataset(OUT / "home", args.max_chunks, args.questions)
+    # Provenance names the test questions' context chunks; their texts are in the workspace's
+    # ingested collections (<home>/collections/<c>/sources/*/chunks.jsonl).
+    home = args.home or (dataset.resolve().parent.parent if args.dataset else OUT / "home")
     service = LocalFinetuner(
         JobStore(open_store(str(OUT / "jobs"))),
         models_root=str(OUT / "models"),
         work_root=OUT / "work",
         cache_dir=OUT / "cache",
+        chunks=collection_lookup(None, home),
     )
     params = FinetuneParams(
         method=args.method, format=args.format, epochs=args.epochs, lora_r=args.lora_r,
@@ -71,13 +78,17 @@ def main() -> None:
         eval_samples=args.eval_samples,
     )
     marks: dict[str, float] = {"start": time.perf_counter()}
+    phases = {"evaluating the base": "base_eval", "training": "train", "evaluating the tuned": "tuned_eval"}
 
     def say(message: str) -> None:
-        marks[message.split(" ")[0] + ":" + message.split(" ")[1]] = time.perf_counter()
+        for prefix, phase in phases.items():
+            if message.startswith(prefix):
+                marks[phase] = time.perf_counter()
         print(message, flush=True)
 
     record = service.start("bench", str(dataset), params, show_progress=True, say=say)
-    total = time.perf_counter() - marks["start"]
+    end = time.perf_counter()
+    total = end - marks["start"]
     m = record.metrics
     result = {
         "job_id": record.job_id,
@@ -85,8 +96,14 @@ def main() -> None:
         "format": record.dataset["format"],
         "method": m["method"],
         "records": record.dataset["counts"],
-        "seconds": {"total": round(total, 1), "train": round(m["train"]["seconds"], 1)},
+        "seconds": {
+            "total": round(total, 1),
+            "base_eval": round(marks["train"] - marks["base_eval"], 1),  # with the trainer's tokenising
+            "train": round(m["train"]["seconds"], 1),
+            "tuned_eval": round(end - marks["tuned_eval"], 1),  # with saving the adapter and the card
+        },
         "steps": m["train"]["steps"],
+        "learning_rate": m["train"].get("learning_rate"),
         "base": m["base"],
         "tuned": m["tuned"],
         "target_tuned_loss_below_base": m["tuned"]["test_loss"] < m["base"]["test_loss"],
@@ -95,7 +112,9 @@ def main() -> None:
     (OUT / "result.json").write_text(json.dumps(result, indent=2))
     c = result["records"]
     print(f"\nrecords train/val/test: {c['train']}/{c['val']}/{c['test']} ({result['format']}, {result['method']})")
-    print(f"seconds: total {total:.1f}, training {m['train']['seconds']:.1f} ({m['train']['steps']} steps)")
+    sec = result["seconds"]
+    print(f"seconds: total {sec['total']}, base evaluation {sec['base_eval']}, training {sec['train']} "
+          f"({m['train']['steps']} steps), tuned evaluation {sec['tuned_eval']}")
     for which in ("base", "tuned"):
         x = m[which]
         support = "-" if x["support"] is None else f"{x['support']:.3f}"

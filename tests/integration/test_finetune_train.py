@@ -12,11 +12,11 @@ import pytest
 
 from docmill.errors import FinetuneError
 from docmill.finetune.jobs import JobStore
-from docmill.finetune.service import LocalFinetuner, open_dataset
+from docmill.finetune.service import LocalFinetuner, collection_lookup, open_dataset
 from docmill.finetune.train import METRICS_FILE, FinetuneParams, run_training
 from docmill.finetune.model import resolve_base
 from docmill.storage import open_store
-from tests.support.finetune_data import write_docmill_dataset
+from tests.support.finetune_data import write_collection_chunks, write_docmill_dataset
 from tests.support.tiny_llama import build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,16 +30,20 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_docmill_dataset(tmp_path_factory.mktemp("ds"))
+    # Provenance as docmill writes it: context chunk ids; the texts are in the tenant's collection
+    return write_docmill_dataset(tmp_path_factory.mktemp("ds"), inline_context=False, tenant="acme")
 
 
 def _service(root: Path) -> LocalFinetuner:
-    return LocalFinetuner(JobStore(open_store(str(root / "jobs"))), models_root=str(root / "models"), work_root=root / "work")
+    home = write_collection_chunks(root / "home", tenant="acme")
+    return LocalFinetuner(JobStore(open_store(str(root / "jobs"))), models_root=str(root / "models"),
+                          work_root=root / "work", chunks=collection_lookup(None, home))
 
 
 def _check_metrics(metrics: dict) -> None:
     for which in ("base", "tuned"):
         assert metrics[which]["test_loss"] > 0
+        assert metrics[which]["answered"] == 1  # the test question had its context: support is scored
         assert 0.0 <= metrics[which]["support"] <= 1.0
 
 
@@ -116,7 +120,7 @@ def _cli(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 def test_given_the_cli_when_finetune_runs_then_it_prints_the_issue_json_and_jobs_lists_it(
     tiny: Path, dataset: Path, tmp_path: Path
 ) -> None:
-    home = tmp_path / "home"
+    home = write_collection_chunks(tmp_path / "home", tenant="acme")  # the workspace the dataset came from
     run = _cli("finetune", "--dataset", str(dataset), "--format", "sft", "--base", str(tiny), "--max-steps", "2",
                "--batch-size", "2", "--eval-samples", "1", "--max-length", "128", "--lora-r", "4", "--json", home=home)
     assert run.returncode == 0, run.stderr
@@ -124,6 +128,8 @@ def test_given_the_cli_when_finetune_runs_then_it_prints_the_issue_json_and_jobs
     assert set(result) >= {"job_id", "status", "adapter", "metrics"}
     assert result["status"] == "completed" and result["params"]["lora_r"] == 4
     assert set(result["metrics"]["base"]) >= {"test_loss", "support"} and set(result["metrics"]["tuned"]) >= {"test_loss", "support"}
+    # The CLI looks the test questions' contexts up in the workspace's collection
+    assert result["metrics"]["tuned"]["answered"] == 1 and result["metrics"]["tuned"]["support"] is not None
     out = Path(result["artefacts"]["metrics"]).parent
     assert out == home / "models" / "acme" / result["job_id"]
     card = (out / "README.md").read_text()

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from docmill.errors import DatasetInvalid, FinetuneError
+from docmill.errors import ConfigurationError, DatasetInvalid, FinetuneError
 from docmill.finetune.data import detect_format, load_training_data, to_trl
+from docmill.finetune.evaluate import answer_support
 from docmill.finetune.jobs import JobStore
-from docmill.finetune.service import LocalFinetuner, open_dataset
-from docmill.finetune.support import support_score
+from docmill.finetune.service import LocalFinetuner, collection_lookup, open_dataset
 from docmill.finetune.train import FinetuneParams
+from docmill.quality.signals import support
 from docmill.storage import open_store
-from tests.support.finetune_data import write_docmill_dataset
+from tests.support.finetune_data import NOTES, chunk_texts, write_collection_chunks, write_docmill_dataset
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +29,54 @@ def test_given_the_output_root_when_loaded_by_method_then_the_matching_format_is
     assert (dpo.format, dpo.method) == ("preference", "dpo")
     # Then the test questions carry their source context from provenance.jsonl
     assert [i.id for i in sft.eval_items] == ["rec-10", "rec-11"]
-    assert "See the manual." in sft.eval_items[0].context
+    assert sft.eval_items[0].context == ("docmill turns documents into datasets for fine-tuning. See the manual.",)
+
+
+def test_given_provenance_as_docmill_writes_it_when_loaded_then_contexts_come_from_the_collection(tmp_path: Path) -> None:
+    # Given a dataset whose provenance names its context chunks (ids, collection, tenant) but not
+    # their texts, and the workspace the collection was ingested into
+    dataset = write_docmill_dataset(tmp_path / "ds", inline_context=False, tenant="acme")
+    home = write_collection_chunks(tmp_path / "home", tenant="acme")
+    # When it is loaded with the workspace's chunk lookup (the root or one format folder)
+    data = open_dataset(str(dataset), FinetuneParams(), collection_lookup(None, home))
+    folder = open_dataset(str(dataset / "acme-sft"), FinetuneParams(), collection_lookup(None, home))
+    # Then every test question carries its context passages, in rank order
+    texts = chunk_texts()
+    assert [i.context for i in data.eval_items] == [(texts["c10"], NOTES), (texts["c11"], NOTES)]
+    assert folder.eval_items == data.eval_items
+    # And without a lookup there is no context to score against
+    assert [i.context for i in open_dataset(str(dataset), FinetuneParams()).eval_items] == [(), ()]
+
+
+def test_given_a_context_chunk_missing_from_the_collection_then_that_record_has_no_context(tmp_path: Path) -> None:
+    dataset = write_docmill_dataset(tmp_path / "ds", inline_context=False)
+    home = write_collection_chunks(tmp_path / "home", leave_out=("c11",))
+    data = open_dataset(str(dataset), FinetuneParams(), collection_lookup(None, home))
+    # A partial context would understate the support: the record is left out of the score instead
+    assert [bool(i.context) for i in data.eval_items] == [True, False]
+
+
+def test_given_a_vector_store_that_lists_chunks_or_a_collection_that_is_gone_when_looked_up(tmp_path: Path) -> None:
+    home = write_collection_chunks(tmp_path / "home")
+    from docmill.generation.pipeline.planning import collection_chunks
+
+    chunks = list(collection_chunks(None, "manuals", home=home))
+
+    class ListingStore:  # what collection_chunks asks of a vector store
+        def iter_chunks(self, collection: str, tenant: str | None = None):
+            return iter([c for c in chunks if c.collection == collection])
+
+    found = collection_lookup(lambda: ListingStore(), None)("manuals", None, ["c1", "c-notes", "c-missing"])
+    assert found == {"c1": chunk_texts()["c1"], "c-notes": NOTES}
+    # A collection that was never ingested (or deleted) finds nothing instead of failing the fine-tune
+    assert collection_lookup(None, home)("gone", None, ["c1"]) == {}
+
+    def unreachable() -> None:
+        raise ConfigurationError("no vector store configured")
+
+    assert collection_lookup(unreachable, None)("manuals", None, ["c1"]) == {}
+    # An index that cannot be read (or lacks the chunks) leaves them to the ingested files
+    assert collection_lookup(unreachable, home)("manuals", None, ["c1"]) == {"c1": chunk_texts()["c1"]}
 
 
 @pytest.mark.parametrize("fmt", ["sft", "completion", "text", "dpo", "rlhf", "preference"])
@@ -105,9 +153,12 @@ def test_given_bad_input_when_a_job_is_started_then_no_record_and_no_output(data
     assert not (tmp_path / "models").exists() and not (tmp_path / "work").exists()
 
 
-def test_given_answers_when_scored_then_support_follows_the_context() -> None:
-    context = "The warranty covers parts and labour for two years."
-    assert support_score("The warranty covers parts and labour.", context) == 1.0
-    assert support_score("Bananas are yellow fruit.", context) == 0.0
-    assert 0 < support_score("The warranty covers bananas.", context) < 1
-    assert support_score("", context) == 0.0
+def test_given_answers_when_scored_then_support_is_the_dataset_quality_signal() -> None:
+    context = ("The warranty covers parts and labour for two years.", NOTES)
+    assert answer_support("The warranty covers parts and labour.", context) == 1.0
+    assert answer_support("Bananas are yellow fruit.", context) == 0.0
+    assert 0 < answer_support("The warranty covers bananas.", context) < 1
+    assert answer_support("", context) == 0.0
+    # One definition: the score generation curation keeps records by (here without an embedder)
+    answer = "The warranty covers bananas. Keep the receipt."
+    assert answer_support(answer, context) == support(answer, context).score

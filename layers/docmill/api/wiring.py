@@ -124,7 +124,7 @@ def build_local_services(
         from docmill.finetune.service import workspace_finetuner
         from docmill.finetune.serving import LocalFinetuneService, tenant_datasets
 
-        finetune = LocalFinetuneService(workspace_finetuner(home), datasets_root=tenant_datasets(home))
+        finetune = LocalFinetuneService(workspace_finetuner(home, vector_store=get_store), datasets_root=tenant_datasets(home))
     resolver = resolve_model or default_resolver(get_llm)
     if hasattr(finetune, "resolver"):
         resolver = finetune.resolver(resolver)

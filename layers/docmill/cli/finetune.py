@@ -22,8 +22,10 @@ TenantOption = Annotated[str | None, typer.Option("--tenant", help="tenant (env 
 
 def finetuner(settings: Any, jobs: str | None) -> Any:
     from docmill.finetune.service import workspace_finetuner
+    from docmill.vectorstores.factory import open_vector_store
 
-    return workspace_finetuner(Path(settings.home), jobs=jobs)
+    # The vector store is opened only if a test record's source context has to be looked up.
+    return workspace_finetuner(Path(settings.home), jobs=jobs, vector_store=lambda: open_vector_store(settings))
 
 
 def _fail(exc: DocmillError | ValueError, json_out: bool) -> typer.Exit:

@@ -67,8 +67,9 @@ def write_card(
         f"| tuned | {_fmt(tuned['test_loss'])} | {_fmt(tuned['perplexity'])} | {_fmt(tuned['support'])} |",
         "",
         "Test loss: mean negative log-likelihood of the dataset's answers given their questions. Support: "
-        f"share of the content words of the model's own greedy answers ({tuned['answered']} test questions) "
-        "found in the source context the question was generated from.",
+        f"how much of the model's own greedy answers ({tuned['answered']} test questions) the source context "
+        "the question was generated from backs, sentence by sentence (content words and word pairs found in "
+        "the context; the dataset-quality signal generation curates by).",
         "",
         "![training and evaluation loss](loss.png)",
         "",

@@ -9,13 +9,18 @@ conversational shapes so that the base model's own chat template frames prompt a
 - DPO (``preference``, ``dpo``, ``rlhf``): ``{"prompt": [messages], "chosen": [...], "rejected": [...]}``.
 
 Each test record also becomes an :class:`EvalItem` (question messages, reference answer and the
-source context from ``provenance.jsonl``), the material of the before/after evaluation.
+source context), the material of the before/after evaluation. ``provenance.jsonl`` names each
+record's context chunks (``context[].chunk_id``, in rank order) and the collection/tenant they
+belong to; docmill does not copy the chunk texts into it, so they are looked up in the
+collection (a :data:`ChunkLookup`: the vector store or the ingested ``chunks.jsonl``). A context
+entry that carries its own ``text`` is used as is. A record whose context cannot be found whole
+gets no context and is left out of the support score (a partial context would understate it).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +32,8 @@ SFT_FORMATS: tuple[str, ...] = ("sft", "completion", "text")
 DPO_FORMATS: tuple[str, ...] = ("preference", "dpo", "rlhf")
 METHOD_FORMATS: dict[str, tuple[str, ...]] = {"sft": SFT_FORMATS, "dpo": DPO_FORMATS}
 Messages = list[dict[str, str]]
+ChunkLookup = Callable[[str, str | None, Collection[str]], Mapping[str, str]]
+"""(collection, tenant, chunk ids) -> {chunk id: text} for the chunks it finds."""
 
 
 @dataclass(frozen=True)
@@ -34,7 +41,7 @@ class EvalItem:
     id: str
     prompt: Messages  # the question as the model is asked it
     reference: str  # the dataset's (chosen) answer
-    context: str  # the source text the answer should be supported by ("" when unknown)
+    context: tuple[str, ...]  # the passages the answer should be supported by (rank order; () when unknown)
 
 
 @dataclass
@@ -202,24 +209,49 @@ def _reference(row: dict[str, Any]) -> str:
     return str(answer[-1]["content"]) if answer else ""
 
 
-def _contexts(root: ObjectStore | None) -> dict[str, str]:
-    """record id -> its source context text, from the run's ``provenance.jsonl`` (if any)."""
+def _contexts(root: ObjectStore | None, wanted: Collection[str], chunks: ChunkLookup | None) -> dict[str, tuple[str, ...]]:
+    """record id -> its context passages, for the ``wanted`` records of the run's provenance."""
     if root is None or not root.exists("provenance.jsonl"):
         return {}
-    out: dict[str, str] = {}
-    for line in root.read_jsonl("provenance.jsonl"):
-        parts = [str(c.get("text", "")) for c in line.get("context") or [] if isinstance(c, dict)]
-        out[str(line.get("id"))] = "\n\n".join(p for p in parts if p)
-    return out
+    refs: dict[str, list[str]] = {}  # record id -> context keys in rank order
+    texts: dict[str, str] = {}  # key -> text
+    missing: dict[tuple[str, str | None], set[str]] = {}  # (collection, tenant) -> chunk ids
+    for row in root.read_jsonl("provenance.jsonl"):
+        rid = str(row.get("id"))
+        if rid not in wanted:
+            continue
+        entries = [c for c in row.get("context") or [] if isinstance(c, dict)]
+        if not entries:  # an older provenance line: only the ids
+            entries = [{"chunk_id": cid} for cid in row.get("context_chunk_ids") or []]
+        keys = []
+        for i, entry in enumerate(entries):
+            key = str(entry.get("chunk_id") or f"{rid}#{i}")
+            keys.append(key)
+            if entry.get("text"):
+                texts[key] = str(entry["text"])
+        refs[rid] = keys
+        unknown = {k for k in keys if k not in texts}
+        if unknown and row.get("collection"):
+            missing.setdefault((str(row["collection"]), row.get("tenant")), set()).update(unknown)
+    if chunks is not None:
+        for (collection, tenant), ids in missing.items():
+            found = chunks(collection, tenant, ids - texts.keys())
+            texts.update({k: v for k, v in found.items() if k in ids and v})
+    return {rid: tuple(texts[k] for k in keys) for rid, keys in refs.items() if keys and all(k in texts for k in keys)}
 
 
 def load_training_data(
-    store: ObjectStore, *, fmt: str | None = None, method: str | None = None, parent: ObjectStore | None = None
+    store: ObjectStore,
+    *,
+    fmt: str | None = None,
+    method: str | None = None,
+    parent: ObjectStore | None = None,
+    chunks: ChunkLookup | None = None,
 ) -> TrainingData:
     """Validate and read a dataset location. Raises :class:`DatasetInvalid` with the reason.
 
     ``parent`` is the run's output root when ``store`` is one ``<dataset>-<format>/`` folder
-    (its ``provenance.jsonl`` holds the source contexts)."""
+    (its ``provenance.jsonl`` names the source contexts); ``chunks`` finds their texts."""
     folder, chosen_fmt = choose_folder(store, fmt, method)
     method = method or default_method(chosen_fmt)
     check_method(chosen_fmt, method)
@@ -247,9 +279,9 @@ def load_training_data(
         raise DatasetInvalid(
             f"the test split of {store.uri(folder)} is empty: the tuned model could not be evaluated on unseen documents"
         )
-    contexts = _contexts(store if folder else parent)
+    contexts = _contexts(store if folder else parent, set(ids["test"]), chunks)
     eval_items = [
-        EvalItem(id=rid, prompt=row["prompt"], reference=_reference(row), context=contexts.get(rid, ""))
+        EvalItem(id=rid, prompt=row["prompt"], reference=_reference(row), context=contexts.get(rid, ()))
         for rid, row in zip(ids["test"], splits["test"], strict=False)
         if "prompt" in row
     ]

@@ -5,7 +5,10 @@
   ``perplexity`` is its exponential. The same measure for SFT and DPO, base and tuned, so the
   numbers compare.
 - ``support``: the model's own greedy answers to the test questions, scored against the source
-  context the question was generated from (:mod:`docmill.finetune.support`).
+  context the question was generated from with the dataset-quality signal
+  (:func:`docmill.quality.signals.support`, the one generation curation keeps records by). It
+  runs without an embedder here (the lexical part: answer sentences' content words and word
+  pairs found in the context), the same for base and tuned, on the CPU and in a training job.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from docmill.finetune.data import EvalItem, Messages
-from docmill.finetune.support import support_score
+from docmill.quality.signals import support
 
 
 @dataclass
@@ -34,6 +37,11 @@ class Evaluation:
             "support": self.support,
             "answered": self.answered,
         }
+
+
+def answer_support(answer: str, context: Sequence[str]) -> float:
+    """Support of ``answer`` by the ``context`` passages, in [0, 1] (0 for an empty answer)."""
+    return support(answer, context).score
 
 
 def _text(tokenizer: Any, messages: Messages, *, generation_prompt: bool) -> str:
@@ -124,7 +132,7 @@ def evaluate(
     loss = test_loss(model, tokenizer, test_rows, max_length=max_length)
     with_context = [i for i in items if i.context]
     answers = generate_answers(model, tokenizer, with_context, max_new_tokens=max_new_tokens) if with_context else []
-    scores = [support_score(a, i.context) for a, i in zip(answers, with_context, strict=False)]
+    scores = [answer_support(a, i.context) for a, i in zip(answers, with_context, strict=False)]
     return Evaluation(
         test_loss=loss,
         perplexity=math.exp(min(loss, 50.0)) if loss is not None else None,

@@ -9,20 +9,20 @@ leaves no ``metrics.json`` at its destination.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from docmill.errors import FinetuneError
-from docmill.finetune.data import TrainingData, load_training_data
+from docmill.errors import DocmillError, FinetuneError
+from docmill.finetune.data import ChunkLookup, TrainingData, load_training_data
 from docmill.finetune.jobs import JobRecord, JobStore
 from docmill.finetune.model import BaseModel, resolve_base
 from docmill.finetune.train import FinetuneParams, publish, run_training
 from docmill.storage import ObjectStore, is_s3_uri, open_store
 
 
-def open_dataset(location: str, params: FinetuneParams) -> TrainingData:
+def open_dataset(location: str, params: FinetuneParams, chunks: ChunkLookup | None = None) -> TrainingData:
     store = open_store(location)
     parent: ObjectStore | None = None
     if not is_s3_uri(location):
@@ -31,7 +31,35 @@ def open_dataset(location: str, params: FinetuneParams) -> TrainingData:
             raise FinetuneError(f"dataset folder {location} does not exist")
         if (path / "train.jsonl").exists() or (path / "test.jsonl").exists():
             parent = open_store(str(path.parent))
-    return load_training_data(store, fmt=params.format, method=params.method, parent=parent)
+    return load_training_data(store, fmt=params.format, method=params.method, parent=parent, chunks=chunks)
+
+
+def collection_lookup(vector_store: Callable[[], Any] | None, home: Path | None) -> ChunkLookup:
+    """Chunk texts from a workspace's collections: the vector store's chunks, then for ids it
+    lacks ``<home>/<collection prefix>/sources/*/chunks.jsonl`` (what ingestion wrote). A
+    collection that is gone or unreadable yields nothing: the fine-tune goes on, without a
+    support score for the records it cannot place."""
+
+    def lookup(collection: str, tenant: str | None, ids: Collection[str]) -> Mapping[str, str]:
+        from docmill.generation.pipeline.planning import collection_chunks
+
+        found: dict[str, str] = {}
+        for from_index in (True, False):
+            if (from_index and vector_store is None) or (not from_index and home is None):
+                continue
+            wanted = set(ids) - found.keys()
+            if not wanted:
+                break
+            try:
+                # collection_chunks reads the ingested files when given no store.
+                store = vector_store() if from_index and vector_store is not None else None
+                chunks = collection_chunks(store, collection, tenant=tenant, home=None if from_index else home)
+                found.update({c.chunk_id: c.text for c in chunks if c.chunk_id in wanted})
+            except DocmillError:
+                continue
+        return found
+
+    return lookup
 
 
 class LocalFinetuner:
@@ -39,7 +67,8 @@ class LocalFinetuner:
 
     ``models_root``: where a job's model goes when no ``out`` is given (``<root>/<tenant>/<job>``);
     ``work_root``: checkpoints while training (kept for ``resume`` until the job completes);
-    ``cache_dir``: the base model converted from GGUF once.
+    ``cache_dir``: the base model converted from GGUF once;
+    ``chunks``: where the test records' source contexts are looked up (for the support score).
     """
 
     def __init__(
@@ -50,16 +79,18 @@ class LocalFinetuner:
         work_root: Path,
         cache_dir: Path | None = None,
         trainer: Callable[..., Any] = run_training,
+        chunks: ChunkLookup | None = None,
     ) -> None:
         self.jobs = jobs
         self.models_root = models_root.rstrip("/")
         self.work_root = work_root
         self.cache_dir = cache_dir
         self.trainer = trainer
+        self.chunks = chunks
 
     def prepare(self, dataset: str, params: FinetuneParams) -> tuple[TrainingData, BaseModel, FinetuneParams]:
         """Everything that can be refused up front, before a job exists."""
-        data = open_dataset(dataset, params)
+        data = open_dataset(dataset, params, self.chunks)
         base = resolve_base(params.base, cache_dir=self.cache_dir)
         return data, base, replace(params, method=data.method, format=data.format)
 
@@ -115,7 +146,7 @@ class LocalFinetuner:
         if record.status == "completed":
             return record
         params = FinetuneParams.from_dict(record.params)
-        data = open_dataset(record.dataset["location"], params)
+        data = open_dataset(record.dataset["location"], params, self.chunks)
         base = resolve_base(params.base, cache_dir=self.cache_dir)
         return self.run(record, data, base, resume=True, **run)
 
@@ -140,10 +171,13 @@ class LocalFinetuner:
         return target
 
 
-def workspace_finetuner(home: Path, *, jobs: str | None = None) -> LocalFinetuner:
+def workspace_finetuner(
+    home: Path, *, jobs: str | None = None, vector_store: Callable[[], Any] | None = None
+) -> LocalFinetuner:
     """The fine-tune service of a docmill workspace (CLI and local API share it): job records in
     ``<home>/jobs`` (or ``jobs``: a folder or S3 prefix), models in ``<home>/models/<tenant>/<job>``,
-    checkpoints in ``<home>/finetune``, the converted base model in ``<home>/models/base``."""
+    checkpoints in ``<home>/finetune``, the converted base model in ``<home>/models/base``, source
+    contexts from the workspace's collections (``vector_store`` opens its index)."""
     from docmill.finetune.jobs import JobStore
 
     return LocalFinetuner(
@@ -151,4 +185,5 @@ def workspace_finetuner(home: Path, *, jobs: str | None = None) -> LocalFinetune
         models_root=str(home / "models"),
         work_root=home / "finetune",
         cache_dir=home / "models" / "base",
+        chunks=collection_lookup(vector_store, home),
     )

@@ -203,6 +203,7 @@ def run_training(
             "epochs": float(trainer.state.epoch or 0.0),
             "train_loss": float(result.training_loss),
             "seconds": float(result.metrics.get("train_runtime", 0.0)),
+            "learning_rate": float(trainer.args.learning_rate),
         },
         "dataset": {"location": data.location, "format": data.format, "counts": data.counts},
         "method": data.method,
