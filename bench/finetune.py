@@ -52,8 +52,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--max-length", type=int, default=384)
     parser.add_argument("--eval-samples", type=int, default=8)
-    parser.add_argument("--max-chunks", type=int, default=24, help="demo generation: chunks")
-    parser.add_argument("--questions", type=int, default=4, help="demo generation: questions per chunk")
+    parser.add_argument("--max-chunks", type=int, default=6, help="demo generation: chunks (the demo's default)")
+    parser.add_argument("--questions", type=int, default=3, help="demo generation: questions per chunk (the demo's default)")
     args = parser.parse_args()
 
     from docmill.finetune import FinetuneParams, JobStore, LocalFinetuner
