@@ -10,6 +10,15 @@ context, and whether the target (tuned test loss < base) is met. Results: bench/
     python bench/finetune.py --dataset .docmill/datasets/demo  # any docmill dataset folder (its home:
                                                                # <home>/datasets/<name>, or --home)
     python bench/finetune.py --method dpo                      # DPO on the preference pairs
+
+Measured (2026-12-06, shared 2-core box at load average 8-12; `docmill demo` dataset of the
+bundled samples with its defaults, 6/5/5 records train/val/test by source document; SFT, LoRA
+r=8, 1 epoch = 2 steps of batch 4, learning rate 2e-4; 5 test questions answered):
+
+    seconds: total 935.0, base evaluation 299.4, training 204.7 (2 steps), tuned evaluation 417.4
+    base   test loss 4.4167  perplexity 82.82  support 0.232 (5 answers)
+    tuned  test loss 4.3798  perplexity 79.82  support 0.234 (5 answers)
+    target tuned test loss < base: met
 """
 
 from __future__ import annotations
