@@ -10,24 +10,84 @@ Rate limits look different per service, so the rules are explicit:
 - other 4xx: ``ConnectorError`` with the service's message.
 The longest single wait is capped (``max_wait``) so a reset an hour away fails the run with
 ``ConnectorRateLimited`` instead of stalling a scheduled task.
+
+Every URL goes through the connector ``UrlPolicy`` (``connectors/urlpolicy.py``): the client is
+pinned to its service's origins (``base_urls``), redirects are followed by hand and only
+within those origins, and each connection's resolved addresses are checked before dialling.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import NameResolutionError, NewConnectionError
 
 from docmill import __version__
-from docmill.errors import ConnectorAuthError, ConnectorError, ConnectorRateLimited
+from docmill.connectors.urlpolicy import Origin, UrlPolicy, origin_of
+from docmill.errors import ConnectorAuthError, ConnectorError, ConnectorRateLimited, ConnectorUrlRefused
 
 USER_AGENT = f"docmill/{__version__} (source connector; +https://github.com/docmill)"
 _RETRY_STATUS = {429, 500, 502, 503, 504}
 _GOOGLE_RATE_REASONS = {"rateLimitExceeded", "userRateLimitExceeded", "quotaExceeded"}
+_REDIRECTS = {301, 302, 303, 307, 308}
+MAX_REDIRECTS = 5
+
+
+def _guarded(base: type[HTTPConnection], policy: UrlPolicy) -> type[HTTPConnection]:
+    """A urllib3 connection class that dials only addresses the policy allows.
+
+    The name is resolved once here, every address checked, and the socket opened to a checked
+    address (TLS still verifies the certificate against the host name), so a DNS answer that
+    changes between a check and the connect cannot slip an internal address through.
+    """
+
+    class Guarded(base):  # type: ignore[valid-type,misc]
+        def _new_conn(self) -> socket.socket:
+            host: str = self._dns_host  # type: ignore[has-type]
+            try:
+                addresses = policy.resolve(host, self.port)
+            except socket.gaierror as exc:
+                raise NameResolutionError(self.host, self, exc) from exc
+            last: NewConnectionError | None = None
+            try:
+                for address in addresses:
+                    self._dns_host = address
+                    try:
+                        return super()._new_conn()
+                    except NewConnectionError as exc:
+                        last = exc
+            finally:
+                self._dns_host = host
+            raise last or NewConnectionError(self, f"{host} resolved to no address")
+
+    return Guarded
+
+
+class PolicyAdapter(HTTPAdapter):
+    """``requests`` transport whose connections go through ``_guarded`` (direct connections;
+    a proxy configured in the environment is dialled as the operator set it up)."""
+
+    def __init__(self, policy: UrlPolicy, **kwargs: Any) -> None:
+        self.url_policy = policy  # set before HTTPAdapter.__init__, which builds the pool manager
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        http_pool = type("GuardedHTTPPool", (HTTPConnectionPool,),
+                         {"ConnectionCls": _guarded(HTTPConnection, self.url_policy)})
+        https_pool = type("GuardedHTTPSPool", (HTTPSConnectionPool,),
+                          {"ConnectionCls": _guarded(HTTPSConnection, self.url_policy)})
+        self.poolmanager.pool_classes_by_scheme = {"http": http_pool, "https": https_pool}
 
 
 def _retry_after(headers: Any, now: float) -> float | None:
@@ -98,9 +158,17 @@ class HttpClient:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
         session: requests.Session | None = None,
+        base_urls: Sequence[str] = (),
+        policy: UrlPolicy | None = None,
     ) -> None:
         self.service = service
+        self.policy = policy or UrlPolicy()
+        # The service's origins; with none given, the first URL called pins the client to its own.
+        self.origins: set[Origin] = {self._checked(u) for u in base_urls}
         self.session = session or requests.Session()
+        adapter = PolicyAdapter(self.policy)
+        self.session.mount("https://", adapter)
+        self.session.mount("http://", adapter)
         self.session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
         if headers:
             self.session.headers.update(headers)
@@ -114,12 +182,56 @@ class HttpClient:
         self.clock = clock
         self.waits: list[float] = []  # every back-off taken, for reports and tests
 
-    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _checked(self, url: str) -> Origin:
+        try:
+            return self.policy.check_url(url)
+        except ConnectorUrlRefused as exc:
+            raise ConnectorUrlRefused(f"{self.service}: {exc}") from None
+
+    def _check_origin(self, url: str) -> None:
+        origin = self._checked(url)
+        if not self.origins:
+            self.origins.add(origin)
+        elif origin not in self.origins:
+            allowed = ", ".join(sorted(f"{s}://{h}:{p}" for s, h, p in self.origins))
+            raise ConnectorUrlRefused(f"{self.service}: {url} is outside the configured service ({allowed})")
+
+    def send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """One request, redirects followed by hand and only within the configured origins.
+
+        ``requests`` would follow a redirect anywhere (dropping Authorization, but not cookies,
+        basic auth set by an auth hook, or the request itself); refusing keeps every byte at the
+        configured service.
+        """
         kwargs.setdefault("timeout", self.timeout)
+        kwargs["allow_redirects"] = False
+        for _ in range(MAX_REDIRECTS + 1):
+            self._check_origin(url)
+            resp = self.session.request(method, url, **kwargs)
+            location = resp.headers.get("Location")
+            if resp.status_code not in _REDIRECTS or not location:
+                return resp
+            target = urljoin(url, location)
+            if origin_of(target) not in self.origins:
+                resp.close()
+                raise ConnectorUrlRefused(
+                    f"{self.service}: {method} {url} redirected to another host ({origin_of(target)[1]}); not followed"
+                )
+            resp.close()
+            if resp.status_code == 303 or (resp.status_code in (301, 302) and method != "HEAD"):
+                method = "GET" if method != "HEAD" else method
+                kwargs.pop("data", None)
+                kwargs.pop("json", None)
+            # Query parameters are part of the redirect target, not to be appended again.
+            kwargs.pop("params", None)
+            url = target
+        raise ConnectorError(f"{self.service}: more than {MAX_REDIRECTS} redirects from {url}")
+
+    def request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         attempt = 0
         while True:
             try:
-                resp = self.session.request(method, url, **kwargs)
+                resp = self.send(method, url, **kwargs)
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if attempt >= self.max_retries:
                     raise ConnectorError(f"{self.service}: cannot reach {url}: {exc}") from exc

@@ -50,7 +50,8 @@ class WikipediaConnector(Connector):
         self.runtime = runtime
         headers = {"Authorization": f"Bearer {credentials['token']}"} if credentials.get("token") else None
         self.http = HttpClient(service="wikipedia", headers=headers, sleep=runtime.sleep, clock=runtime.clock,
-                               max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout)
+                               max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout,
+                               base_urls=[options.api_url], policy=runtime.url_policy)
 
     def query(self, **params: Any) -> Iterator[dict[str, Any]]:
         """Every answer of one query, following ``continue`` (and waiting out maxlag/ratelimited)."""
