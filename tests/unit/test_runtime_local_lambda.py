@@ -111,7 +111,7 @@ def test_given_the_library_clock_when_a_generation_starts_then_its_execution_is_
     class StepFunctions:
         names: list[str] = []
 
-        def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict:  # noqa: N803, A002 - boto3's names
+        def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict:  # noqa: N803 - boto3's names
             self.names.append(name)
             return {"executionArn": f"{stateMachineArn}:{name}"}
 
