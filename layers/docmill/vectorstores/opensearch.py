@@ -224,6 +224,14 @@ def _record(source: dict[str, Any]) -> ChunkRecord:
     return record_from_payload(source, embedding=source.get(VECTOR_FIELD), metadata=source.get("metadata") or {})
 
 
+class _ItemsRejected(Exception):
+    """Some items of a bulk request were refused with a retryable status (a full write queue)."""
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__(f"status {status}")
+        self.status = status
+
+
 class OpenSearchStore(VectorStore):
     def __init__(
         self,
@@ -419,35 +427,47 @@ class OpenSearchStore(VectorStore):
         ok = 0
         errors: list[dict[str, Any]] = []
         for batch in self._batches(items):
-            pending = batch
-            attempt = 0
-            while pending:
-                response = self._call("bulk", self.client.bulk, body="".join(p[1] for p in pending))
-                retry: list[tuple[str, str]] = []
-                last_status: int | None = None
-                for (key, ndjson), outcome in zip(pending, response["items"], strict=True):
-                    op = next(iter(outcome.values()))
-                    status = int(op.get("status", 500))
-                    if status < 300:
-                        ok += 1
-                    elif status == 404 and "delete" in outcome:
-                        pass  # already gone: what a delete wants
-                    elif status in RETRY_STATUSES:
-                        retry.append((key, ndjson))
-                        last_status = status
-                    else:
-                        errors.append({"chunk_id": key, "status": status, "error": op.get("error")})
-                if retry and attempt >= self.retry_policy.max_retries:
-                    errors.extend(
-                        {"chunk_id": key, "status": last_status, "error": "rejected after retries"} for key, _ in retry
-                    )
-                    retry = []
-                if retry:
-                    delay = self.retry_policy.delay(attempt, self._rng)
-                    log.warning("OpenSearch bulk: %d items rejected (%s), retrying in %.2fs", len(retry), last_status, delay)
-                    self._sleep(delay)
-                    attempt += 1
-                pending = retry
+            sent, failed = self._bulk_batch(batch)
+            ok += sent
+            errors.extend(failed)
+        return ok, errors
+
+    def _bulk_batch(self, batch: list[tuple[str, str]]) -> tuple[int, list[dict[str, Any]]]:
+        ok = 0
+        errors: list[dict[str, Any]] = []
+        pending = batch
+
+        def send() -> None:
+            """One bulk request for what is still pending; rejected items stay pending."""
+            nonlocal ok, pending
+            response = self._call("bulk", self.client.bulk, body="".join(p[1] for p in pending))
+            retry: list[tuple[str, str]] = []
+            last_status: int | None = None
+            for (key, ndjson), outcome in zip(pending, response["items"], strict=True):
+                op = next(iter(outcome.values()))
+                status = int(op.get("status", 500))
+                if status < 300:
+                    ok += 1
+                elif status == 404 and "delete" in outcome:
+                    pass  # already gone: what a delete wants
+                elif status in RETRY_STATUSES:
+                    retry.append((key, ndjson))
+                    last_status = status
+                else:
+                    errors.append({"chunk_id": key, "status": status, "error": op.get("error")})
+            pending = retry
+            if retry:
+                raise _ItemsRejected(last_status)
+
+        def on_retry(exc: BaseException, _retry: int, delay: float) -> None:
+            log.warning("OpenSearch bulk: %d items rejected (%s), retrying in %.2fs", len(pending), exc, delay)
+
+        try:
+            # The same policy as whole requests, applied to the items a full write queue rejected.
+            self.retry_policy.call(send, retry_after=lambda exc: isinstance(exc, _ItemsRejected), sleep=self._sleep,
+                                   clock=self._clock, rng=self._rng, on_retry=on_retry)
+        except _ItemsRejected as exc:
+            errors.extend({"chunk_id": key, "status": exc.status, "error": "rejected after retries"} for key, _ in pending)
         return ok, errors
 
     def _query_all(self, query: dict[str, Any], *, source: Any, page_size: int = 500) -> Iterator[dict[str, Any]]:
