@@ -84,7 +84,7 @@ class ElasticsearchConnector(Connector):
             auth = SigV4Auth(options.region, options.service)
         self.http = HttpClient(service="elasticsearch", headers=headers, auth=auth, sleep=runtime.sleep,
                                clock=runtime.clock, max_retries=runtime.max_retries, max_wait=runtime.max_wait,
-                               timeout=runtime.timeout, base_urls=[options.url], policy=runtime.url_policy)
+                               timeout=runtime.timeout, base_urls=[options.url], url_policy=runtime.url_policy)
         self.http.session.verify = options.verify_certs
         self.base = options.url.rstrip("/")
 

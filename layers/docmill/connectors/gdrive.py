@@ -93,7 +93,7 @@ class GoogleDriveConnector(Connector):
         self.api = options.api_url.rstrip("/")
         self.http = HttpClient(service="gdrive", sleep=runtime.sleep, clock=runtime.clock,
                                max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout,
-                               base_urls=[options.api_url, options.token_uri], policy=runtime.url_policy)
+                               base_urls=[options.api_url, options.token_uri], url_policy=runtime.url_policy)
         token = credentials.get("access_token") or credentials.get("token")
         if not token and credentials.get("service_account_json"):
             token = self._service_account_token(credentials["service_account_json"])

@@ -57,7 +57,7 @@ class GitHubConnector(Connector):
             headers["Authorization"] = f"Bearer {token}"
         self.http = HttpClient(service="github", headers=headers, sleep=runtime.sleep, clock=runtime.clock,
                                max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout,
-                               base_urls=[options.api_url], policy=runtime.url_policy)
+                               base_urls=[options.api_url], url_policy=runtime.url_policy)
         self.api = options.api_url.rstrip("/")
         self.repo_api = f"{self.api}/repos/{options.repo}"
         self.branch: str | None = options.branch
