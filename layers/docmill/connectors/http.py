@@ -214,11 +214,11 @@ class HttpClient:
         basic auth set by an auth hook, or the request itself); refusing keeps every byte at the
         configured service.
         """
-        kwargs.setdefault("timeout", self.timeout)
+        kwargs = {"timeout": self.timeout, **kwargs}  # a copy: a retry starts from the caller's request
         kwargs["allow_redirects"] = False
         for _ in range(MAX_REDIRECTS + 1):
             self._check_origin(url)
-            resp = self.send(method, url, **kwargs)
+            resp = self.session.request(method, url, **kwargs)
             location = resp.headers.get("Location")
             if resp.status_code not in _REDIRECTS or not location:
                 return resp
@@ -248,7 +248,7 @@ class HttpClient:
         def attempt() -> requests.Response:
             nonlocal attempts
             attempts += 1
-            resp = self.session.request(method, url, **kwargs)
+            resp = self.send(method, url, **kwargs)
             status = resp.status_code
             if status < 400:
                 if throttled is None or not throttled(resp):
