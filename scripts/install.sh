@@ -51,6 +51,14 @@ for extra in requirements/lock.d/*.txt; do
   if [ -e "$extra" ]; then "$VENV/bin/python" -m pip install -q -c constraints.txt -r "$extra"; fi
 done
 "$VENV/bin/python" -m pip install -q --no-deps -r requirements/no-deps.txt
+# checkov pins boto3/networkx/packaging below docmill's: its own venv, linked into ours for the
+# infra scanner test (tests/infra/test_scanners.py skips when it is absent).
+if [ -f requirements/isolated/checkov.txt ]; then
+  [ -x "$VENV-checkov/bin/python" ] || "$PY" -m venv "$VENV-checkov"
+  "$VENV-checkov/bin/python" -m pip install -q --no-deps -r requirements/isolated/checkov.txt \
+    && ln -sf "$(cd "$VENV-checkov/bin" && pwd)/checkov" "$VENV/bin/checkov" \
+    || echo "warning: checkov not installed; the checkov scanner test will be skipped" >&2
+fi
 "$VENV/bin/python" -m pip install -q --no-deps -e .
 if [ -f package.json ] && command -v npm >/dev/null; then
   npm install --no-audit --no-fund --silent >/dev/null 2>&1 || echo "warning: npm install failed; 'npx cdk' will not work" >&2

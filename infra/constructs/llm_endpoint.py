@@ -179,6 +179,10 @@ class LlmEndpoint(Construct):
             "Model",
             execution_role_arn=self.role.role_arn,
             primary_container=sagemaker.CfnModel.ContainerDefinitionProperty(**container),
+            # S3 weights are fetched by SageMaker outside the container, so the container needs no
+            # network; a Hub model downloads its weights from huggingface.co at start (checkov
+            # CKV_AWS_370 acknowledged for that case in infra/nag.py).
+            enable_network_isolation=bool(config.model_s3_uri),
         )
         self.model.node.add_dependency(self.role)
         self.endpoint_config = sagemaker.CfnEndpointConfig(

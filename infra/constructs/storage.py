@@ -82,13 +82,17 @@ class Storage(Construct):
                 ),
             ],
         )
-        processed_rules = []
+        # Versioned so a bad re-ingest or a deletion can be undone; old versions of outputs that
+        # every re-ingest rewrites expire after a week instead of piling up.
+        processed_rules = [
+            s3.LifecycleRule(id="expire-noncurrent", noncurrent_version_expiration=Duration.days(7))
+        ]
         if config.processed_expiration_days:
             processed_rules.append(
                 s3.LifecycleRule(id="expire", expiration=Duration.days(config.processed_expiration_days))
             )
         self.processed = self._bucket(
-            "Processed", config, removal, auto_delete, versioned=False, lifecycle=processed_rules
+            "Processed", config, removal, auto_delete, versioned=True, lifecycle=processed_rules
         )
         self.datasets = self._bucket(
             "Datasets",

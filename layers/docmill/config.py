@@ -72,6 +72,10 @@ class OpenSearchSettings(BaseModel):
     verify_certs: bool = True
     timeout: int = 30
     bulk_max_bytes: int = 5 * 1024 * 1024
+    # Shard layout when docmill creates the index on a domain (None: the cluster's defaults);
+    # Serverless manages shards and replicas itself and ignores both.
+    shards: int | None = None
+    replicas: int | None = None
 
 
 class LLMSettings(BaseModel):

@@ -151,6 +151,13 @@ class ConnectorAuthError(ConnectorError):
     code = "ConnectorAuthError"
 
 
+class ConnectorUrlRefused(ConnectorError):
+    """A connector was asked to call a URL outside its configured service (another host, plain
+    http, a redirect elsewhere, or a link-local / metadata / private address); never retried."""
+
+    code = "ConnectorUrlRefused"
+
+
 class ConnectorRateLimited(ConnectorError, TransientError):
     """The service kept answering 429 / rate-limit 403 after every retry we allowed."""
 

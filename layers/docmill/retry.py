@@ -1,8 +1,8 @@
 """The one retry policy: exponential back-off with jitter, a server's Retry-After, a deadline.
 
-Every caller that retries (the LLM call guard, the OpenSearch adapter, the connectors' HTTP
-client, the create_index custom resource) asks a ``RetryPolicy`` how long to wait before the next
-attempt and whether it may still try. What is retryable stays the caller's decision: only it
+Every caller that retries runs its attempts through ``RetryPolicy.call`` (the LLM call guard, the
+OpenSearch adapter's requests and rejected bulk items, index provisioning with its deadline, the
+connectors' HTTP client): none keeps a sleep-and-count loop of its own. What is retryable stays the caller's decision: only it
 knows its errors. Sleep, clock and randomness are the caller's, so tests are deterministic.
 """
 

@@ -64,6 +64,22 @@ def test_index_custom_resource_carries_the_mapping_parameters_and_role_mapping(s
     assert any(d.startswith("VectorStoreDomain") for d in index["DependsOn"])
 
 
+def test_given_each_vector_store_kind_then_the_index_properties_satisfy_the_library_contract(synth: Synth) -> None:
+    from docmill.vectorstores.provision import IndexProperties
+
+    def deployed(value: object) -> object:
+        # CloudFormation resolves references and hands every value to the handler as a string
+        if isinstance(value, list):
+            return [deployed(v) for v in value]
+        return str(value) if isinstance(value, (str, int, float)) else "resolved-at-deploy"
+
+    for template in (None, synth.variants["variant-serverless"]):
+        (index,) = synth.resources("Custom::DocmillIndex", template).values()
+        values = {k: deployed(v) for k, v in index["Properties"].items()}
+        props = IndexProperties.model_validate(values)
+        assert props.Dimension == 384 and props.Index == "docmill-chunks"
+
+
 def test_serverless_collection_has_encryption_network_and_data_access_policies(synth: Synth) -> None:
     tpl = synth.variants["variant-serverless"]
     (collection,) = synth.resources("AWS::OpenSearchServerless::Collection", tpl).values()

@@ -77,7 +77,7 @@ def test_pages_are_followed_google_files_exported_and_changes_synced(tmp_path):
     # Then three documents landed with office extensions, the form was skipped, the limit
     # was backed off once, and the owner is the author
     src = report.sources[0]
-    assert src.error is None and src.added == 3 and sleeps == [1.0]
+    assert src.error is None and src.added == 3 and len(sleeps) == 1 and 0.5 <= sleeps[0] <= 1.0
     assert (dest / "Design doc.docx").read_bytes() == b"PK-docx-bytes"
     assert (dest / "Specs" / "Plan.xlsx").read_bytes() == b"PK-xlsx-bytes"
     assert (dest / "Budget.pdf").read_bytes() == b"%PDF-1.7 bytes"

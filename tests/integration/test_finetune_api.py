@@ -17,7 +17,7 @@ from docmill.finetune.serving import LocalFinetuneService, tenant_datasets
 from docmill_devtools.scripted import ScriptedLLM
 from tests.support.api_server import ApiServer, ChatModel, wait_for_status
 from tests.support.finetune_data import write_docmill_dataset
-from tests.support.tiny_llama import build_tiny_llama
+from tests.support.tiny_lm import build_tiny_llama
 
 FAST = {"max_steps": 2, "eval_samples": 1, "lora_r": 4}
 

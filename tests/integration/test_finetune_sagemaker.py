@@ -29,7 +29,7 @@ from docmill.finetune.sagemaker import (
 from docmill.finetune.train import FinetuneParams
 from docmill.storage import open_store
 from tests.support.finetune_data import write_docmill_dataset
-from tests.support.tiny_llama import build_tiny_llama
+from tests.support.tiny_lm import build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = "arn:aws:iam::123456789012:role/docmill-training"

@@ -17,7 +17,7 @@ from docmill.finetune.train import METRICS_FILE, FinetuneParams, run_training
 from docmill.finetune.model import resolve_base
 from docmill.storage import open_store
 from tests.support.finetune_data import write_collection_chunks, write_docmill_dataset
-from tests.support.tiny_llama import build_tiny_llama
+from tests.support.tiny_lm import build_tiny_llama
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"max_steps": 2, "batch_size": 2, "eval_samples": 1, "max_new_tokens": 4, "max_length": 128}

@@ -7,6 +7,7 @@ calls and *rejects* what a real OpenSearch 2.x rejects, with the real error JSON
     HEAD/PUT/DELETE /{index}      GET /{index}/_mapping       POST /_bulk, /{index}/_bulk
     GET|POST /{index}/_search     GET|POST /{index}/_count    POST /{index}/_delete_by_query
     GET|POST /{index}/_refresh
+    PUT /_plugins/_security/api/roles/{role}, .../rolesmapping/{role}  (managed domain only)
 
 Search semantics modelled: only *refreshed* documents are searchable (nothing auto-refreshes,
 which is stricter than a real node's 1 s interval); ``knn`` is exact (brute force) with the
@@ -159,6 +160,8 @@ class OpenSearchDouble:
         self.sigv4_service = sigv4_service
         self.sigv4_region = sigv4_region
         self.indices: dict[str, Index] = {}
+        # the security plugin's roles and role mappings (name -> body), as the REST API stores them
+        self.security: dict[str, dict[str, Any]] = {"roles": {}, "rolesmapping": {}}
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.RLock()
         self._faults: list[dict[str, Any]] = []
@@ -287,6 +290,11 @@ class OpenSearchDouble:
 
     def _route(self, method: str, path: str, params: dict[str, str], body: bytes) -> tuple[int, Any]:
         segments = [s for s in path.split("/") if s]
+        if segments[:3] == ["_plugins", "_security", "api"] and len(segments) == 5 and method == "PUT":
+            if self.serverless:  # Serverless has no security plugin: access is the data-access policy
+                raise ApiError(404, {"message": "Not Found"})
+            self._check_params("none", path, params)
+            return self._put_security(segments[3], segments[4], self._json(body, allow_empty=False))
         if segments == ["_bulk"] and method in ("POST", "PUT"):
             self._check_params("bulk", path, params)
             return 200, self._bulk(None, body, params)
@@ -327,6 +335,45 @@ class OpenSearchDouble:
                 return 200, {"_shards": {"total": 2, "successful": 1, "failed": 0}}
         # What a real node answers for a path/method it has no handler for.
         raise ApiError(400, {"error": f"no handler found for uri [{path}] and method [{method}]"})
+
+    _SECURITY_KEYS = {
+        "roles": {"cluster_permissions", "index_permissions", "tenant_permissions", "description"},
+        "rolesmapping": {"backend_roles", "hosts", "users", "and_backend_roles", "description"},
+    }
+    _INDEX_PERMISSION_KEYS = {"index_patterns", "allowed_actions", "dls", "fls", "masked_fields"}
+
+    def _put_security(self, kind: str, name: str, body: Any) -> tuple[int, Any]:
+        """The security REST API's create-or-replace, with its validation and answer shapes."""
+        if kind not in self._SECURITY_KEYS:
+            raise ApiError(400, {"error": f"no handler found for uri [/_plugins/_security/api/{kind}/{name}] and method [PUT]"})
+
+        def invalid(keys: set[str]) -> ApiError:
+            return ApiError(400, {"status": "error", "reason": "Invalid configuration",
+                                  "invalid_keys": {"keys": ",".join(sorted(keys))}})
+
+        if not isinstance(body, dict):
+            raise ApiError(400, {"status": "error", "reason": "Wrong content type"})
+        unknown = set(body) - self._SECURITY_KEYS[kind]
+        if unknown:
+            raise invalid(unknown)
+        for key, value in body.items():
+            if key in ("description", "index_permissions"):
+                continue
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ApiError(400, {"status": "error", "reason": f"Wrong datatype for [{key}]: expected an array of strings"})
+        for permission in body.get("index_permissions", []):
+            if not isinstance(permission, dict):
+                raise ApiError(400, {"status": "error", "reason": "Wrong datatype for [index_permissions]"})
+            unknown = set(permission) - self._INDEX_PERMISSION_KEYS
+            if unknown:
+                raise invalid(unknown)
+        if kind == "rolesmapping" and name not in self.security["roles"]:
+            raise ApiError(404, {"status": "NOT_FOUND", "message": f"Role '{name}' is not available for role-mapping."})
+        existed = name in self.security[kind]
+        self.security[kind][name] = copy.deepcopy(body)
+        if existed:
+            return 200, {"status": "OK", "message": f"'{name}' updated."}
+        return 201, {"status": "CREATED", "message": f"'{name}' created."}
 
     @staticmethod
     def _check_params(kind: str, path: str, params: dict[str, str]) -> None:

@@ -120,3 +120,15 @@ def test_dynamo_state_is_per_tenant() -> None:
                             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
                                        {"AttributeName": "sk", "KeyType": "RANGE"}])
         _exercise(DynamoState("t", client=client))
+
+
+def test_given_the_status_table_then_each_api_error_answers_with_its_status_code() -> None:
+    from docmill.api.errors import CODES, ApiError, Conflict, NotImplementedYet, UnsupportedMedia, code_for
+
+    # Given errors declared by status only, Then their body codes come from the one table
+    assert (Conflict.code, UnsupportedMedia.code, NotImplementedYet.code) == ("conflict", "unsupported_file", "not_implemented")
+    assert code_for(405) == "method_not_allowed" and code_for(418) == "error"
+    # And a status the table does not know fails where the error is declared
+    with pytest.raises(KeyError):
+        type("Teapot", (ApiError,), {"status": 418})
+    assert 418 not in CODES

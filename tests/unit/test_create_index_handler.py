@@ -1,135 +1,117 @@
-"""The index custom resource handler (functions/create_index) against a recorded HTTP double.
+"""The index custom resource handler (functions/create_index): a typed CloudFormation event in,
+one library call (docmill.vectorstores.provision), the Provider framework's answer out.
 
-OpenSearch cannot run on this machine; the double answers like the REST API does (HEAD 404 for a
-missing index, the mapping JSON for GET _mapping) and records every request.
+OpenSearch cannot run on this machine: the strict double answers over real HTTP, and the master
+user's secret lives in moto's Secrets Manager.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from functions.create_index import handler as h
+from tests.support.opensearch_double import OpenSearchDouble
 
-PROPS = {
-    "Kind": "domain",
-    "Endpoint": "vpc-x.es.amazonaws.com",
-    "Index": "docmill-chunks",
-    "Dimension": 384,
-    "Engine": "faiss",
-    "SpaceType": "innerproduct",
-    "EfConstruction": 256,
-    "M": 16,
-    "Shards": 2,
-    "Replicas": 1,
-    "Region": "us-east-1",
-    "MasterSecretArn": "arn:secret",
-    "BackendRoles": ["arn:role/a"],
-}
+MASTER = ("admin", "M4ster!pw")
 
 
-class RecordingClient(h.Client):
-    def __init__(self, responses: dict[tuple[str, str], list[tuple[int, Any]]]) -> None:
-        super().__init__("vpc-x.es.amazonaws.com", kind="domain", region="us-east-1", basic=("u", "p"))
-        self.responses = responses
-        self.calls: list[tuple[str, str, Any]] = []
-
-    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
-        self.calls.append((method, path, body))
-        queue = self.responses[(method, path)]
-        return queue.pop(0) if len(queue) > 1 else queue[0]
+class Context:
+    function_name = "create-index"
+    memory_limit_in_mb = 256
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:create-index"
+    aws_request_id = "req-1"
 
 
-def test_mapping_matches_what_the_library_reads() -> None:
-    body = h.index_body(PROPS)
-    props = body["mappings"]["properties"]
-    vector = props["embedding"]
-    assert vector["type"] == "knn_vector" and vector["dimension"] == 384
-    assert vector["method"]["name"] == "hnsw" and vector["method"]["engine"] == "faiss"
-    for keyword in ("tenant", "collection", "source_uri", "source_version", "chunk_id"):
-        assert props[keyword] == {"type": "keyword"}, keyword
-    assert props["page_numbers"] == {"type": "integer"}
-    assert props["text"] == {"type": "text"}
-    assert body["settings"]["index"]["knn"] is True
-    assert body["settings"]["index"]["number_of_shards"] == 2
+def cfn_event(request_type: str, properties: dict[str, Any], physical_id: str | None = None) -> dict[str, Any]:
+    """What CloudFormation sends through the Provider framework (every property value a string)."""
+    event: dict[str, Any] = {
+        "RequestType": request_type,
+        "ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider",
+        "ResponseURL": "https://cloudformation-custom-resource-response-useast1.s3.amazonaws.com/x",
+        "StackId": "arn:aws:cloudformation:us-east-1:123456789012:stack/docmill/1",
+        "RequestId": "r-1",
+        "LogicalResourceId": "VectorStoreIndex",
+        "ResourceType": "Custom::DocmillIndex",
+        "ResourceProperties": {"ServiceToken": "arn:aws:lambda:us-east-1:123456789012:function:provider", **properties},
+    }
+    if physical_id is not None:
+        event["PhysicalResourceId"] = physical_id
+    return event
 
 
-@pytest.mark.parametrize(
-    "overrides",
-    [{}, {"Kind": "serverless"}, {"Engine": "nmslib", "SpaceType": "cosinesimil"}, {"Engine": "lucene"}],
-)
-def test_custom_resource_creates_the_mapping_the_library_reads_and_writes(overrides: dict) -> None:
-    from docmill.config import OpenSearchSettings
-    from docmill.vectorstores.opensearch import index_body
+@pytest.fixture
+def secret_arn(aws_env: None) -> Iterator[str]:
+    import boto3
+    from moto import mock_aws
 
-    props = {**PROPS, **overrides}
-    body = h.index_body(props)
-    expected = index_body(OpenSearchSettings(**h._settings_args(props)), int(props["Dimension"]))
+    from docmill import aws
 
-    assert body["mappings"] == expected["mappings"]
-    assert body["settings"]["index"]["knn"] is True
-
-
-def test_serverless_mapping_leaves_shards_to_the_service() -> None:
-    body = h.index_body({**PROPS, "Kind": "serverless"})
-    assert "number_of_shards" not in body["settings"]["index"]
+    with mock_aws():
+        client = boto3.client("secretsmanager", region_name="us-east-1")
+        secret = json.dumps({"username": MASTER[0], "password": MASTER[1]})
+        arn = client.create_secret(Name="master", SecretString=secret)["ARN"]
+        aws.set_client("secretsmanager", client)
+        yield arn
 
 
-def test_missing_index_is_created_with_the_mapping() -> None:
-    client = RecordingClient(
-        {("HEAD", "/docmill-chunks"): [(404, None)], ("PUT", "/docmill-chunks"): [(200, {})]}
-    )
-    assert h.ensure_index(client, PROPS) == "created"
-    assert client.calls[-1] == ("PUT", "/docmill-chunks", h.index_body(PROPS))
+def domain_properties(endpoint: str, secret_arn: str) -> dict[str, Any]:
+    return {
+        "Kind": "domain", "Endpoint": endpoint, "Index": "docmill-chunks", "Dimension": "384",
+        "Engine": "faiss", "SpaceType": "innerproduct", "EfConstruction": "256", "M": "16", "EfSearch": "256",
+        "Shards": "2", "Replicas": "1", "Region": "us-east-1", "MasterSecretArn": secret_arn,
+        "BackendRoles": ["arn:aws:iam::123456789012:role/route"],
+    }
 
 
-def test_existing_index_with_the_same_dimension_is_kept() -> None:
-    mapping = {"docmill-chunks": {"mappings": {"properties": {"embedding": {"dimension": 384}}}}}
-    client = RecordingClient(
-        {("HEAD", "/docmill-chunks"): [(200, None)], ("GET", "/docmill-chunks/_mapping"): [(200, mapping)]}
-    )
-    assert h.ensure_index(client, PROPS) == "exists"
-    assert not [c for c in client.calls if c[0] == "PUT"]
+def test_given_a_create_event_when_handled_then_the_index_exists_and_the_provider_gets_its_id(secret_arn: str) -> None:
+    with OpenSearchDouble(basic_auth=MASTER) as double:
+        answer = h.handler(cfn_event("Create", domain_properties(double.url, secret_arn)), Context())
+
+        assert answer == {"PhysicalResourceId": f"{double.url}/docmill-chunks", "Data": {"IndexName": "docmill-chunks"}}
+        assert double.indices["docmill-chunks"].properties["embedding"]["dimension"] == 384
+        assert double.security["rolesmapping"]["docmill_app"] == {"backend_roles": ["arn:aws:iam::123456789012:role/route"]}
 
 
-def test_existing_index_with_another_dimension_is_refused() -> None:
-    mapping = {"docmill-chunks": {"mappings": {"properties": {"embedding": {"dimension": 768}}}}}
-    client = RecordingClient(
-        {("HEAD", "/docmill-chunks"): [(200, None)], ("GET", "/docmill-chunks/_mapping"): [(200, mapping)]}
-    )
-    with pytest.raises(h.IndexMismatch, match="768"):
-        h.ensure_index(client, PROPS)
+def test_given_an_update_event_when_the_index_exists_then_it_is_kept(secret_arn: str) -> None:
+    with OpenSearchDouble(basic_auth=MASTER) as double:
+        properties = domain_properties(double.url, secret_arn)
+        h.handler(cfn_event("Create", properties), Context())
+        uuid = double.indices["docmill-chunks"].uuid
+
+        answer = h.handler(cfn_event("Update", properties, physical_id=f"{double.url}/docmill-chunks"), Context())
+
+        assert answer["PhysicalResourceId"] == f"{double.url}/docmill-chunks"
+        assert double.indices["docmill-chunks"].uuid == uuid
 
 
-def test_app_roles_are_mapped_to_an_index_scoped_role() -> None:
-    client = RecordingClient(
-        {
-            ("PUT", f"/_plugins/_security/api/roles/{h.APP_ROLE}"): [(200, {})],
-            ("PUT", f"/_plugins/_security/api/rolesmapping/{h.APP_ROLE}"): [(200, {})],
-        }
-    )
-    h.map_app_roles(client, PROPS)
-    role_body = client.calls[0][2]
-    assert role_body["index_permissions"][0]["index_patterns"] == ["docmill-chunks"]
-    assert client.calls[1][2] == {"backend_roles": ["arn:role/a"]}
+def test_given_a_delete_event_then_the_index_is_kept_and_nothing_is_called() -> None:
+    with OpenSearchDouble(basic_auth=MASTER) as double:
+        properties = domain_properties(double.url, "arn:aws:secretsmanager:us-east-1:123456789012:secret:unused")
+
+        answer = h.handler(cfn_event("Delete", properties, physical_id="ep/docmill-chunks"), Context())
+
+        assert answer == {"PhysicalResourceId": "ep/docmill-chunks"}
+        assert double.requests == []
 
 
-def test_forbidden_while_security_settles_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(h.time, "sleep", lambda s: None)
-    client = RecordingClient({("PUT", "/x"): [(403, "not yet"), (403, "not yet"), (200, {"ok": True})]})
-    assert client.call("PUT", "/x", {}) == (200, {"ok": True})
-    assert len(client.calls) == 3
+def test_given_a_misspelt_property_then_the_event_is_refused_before_any_request() -> None:
+    with OpenSearchDouble(basic_auth=MASTER) as double:
+        properties = domain_properties(double.url, "arn:unused")
+        properties["Replica"] = properties.pop("Replicas")
+
+        with pytest.raises(ValidationError, match="Replica"):
+            h.handler(cfn_event("Create", properties), Context())
+        assert double.requests == []
 
 
-def test_a_client_error_is_not_retried(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(h.time, "sleep", lambda s: None)
-    client = RecordingClient({("PUT", "/x"): [(400, {"error": "bad mapping"})]})
-    with pytest.raises(RuntimeError, match="400"):
-        client.call("PUT", "/x", {})
-    assert len(client.calls) == 1
-
-
-def test_delete_keeps_the_index_and_touches_nothing() -> None:
-    event = {"RequestType": "Delete", "PhysicalResourceId": "ep/docmill-chunks", "ResourceProperties": PROPS}
-    assert h.handler(event, None) == {"PhysicalResourceId": "ep/docmill-chunks"}
+def test_the_handler_stays_thin() -> None:
+    # Given the handler module, then it is a parse, one library call and an answer: no client, no retry
+    source = Path(h.__file__).read_text()
+    assert len(source.splitlines()) < 60
+    assert "sleep" not in source and "urllib" not in source and "botocore" not in source

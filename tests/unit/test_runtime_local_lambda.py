@@ -100,3 +100,33 @@ def test_workflow_errors_carry_the_names_the_retry_rules_match(raised: Exception
         _raise_workflow_error(raised)
 
     assert type(info.value).__name__ == expected
+
+
+def test_given_the_library_clock_when_a_generation_starts_then_its_execution_is_named_from_it(monkeypatch) -> None:
+    from datetime import UTC, datetime
+
+    from docmill import aws, clock
+    from docmill.runtime.workflow import start_generation
+
+    class StepFunctions:
+        names: list[str] = []
+
+        def start_execution(self, *, stateMachineArn: str, name: str, input: str) -> dict:  # noqa: N803 - boto3's names
+            self.names.append(name)
+            return {"executionArn": f"{stateMachineArn}:{name}"}
+
+        def describe_execution(self, *, executionArn: str) -> dict:  # noqa: N803 - boto3's name
+            return {"status": "SUCCEEDED", "output": "{}"}
+
+    # Given the one clock says 2031-02-03 04:05:06 UTC
+    monkeypatch.setattr(clock, "utc_now", lambda: datetime(2031, 2, 3, 4, 5, 6, tzinfo=UTC))
+    sfn = StepFunctions()
+    aws.set_client("stepfunctions", sfn)
+    try:
+        # When a generation starts without a name
+        result = start_generation("arn:sm", {"collection": "c", "dataset": "d"}, wait=False)
+    finally:
+        aws.reset_clients()
+    # Then its execution name carries that time
+    assert sfn.names[0].startswith("gen-20310203T040506Z-")
+    assert result.status == "SUCCEEDED"

@@ -26,7 +26,7 @@ from docmill.api.auth import Authenticator, TenantRateLimiter
 from docmill.api.chat import ChatRequest, ChatService, sse_data
 from docmill.api.datasets import DatasetRequest, DatasetService
 from docmill.api.documents import DocumentService, public
-from docmill.api.errors import ApiError, Forbidden, InvalidRequest, NotImplementedYet, PayloadTooLarge
+from docmill.api.errors import ApiError, Forbidden, InvalidRequest, NotImplementedYet, PayloadTooLarge, code_for
 from docmill.api.finetune import FinetuneService
 from docmill.api.notices import NoticeRequest, NoticeService
 from docmill.api.tenants import Principal
@@ -57,11 +57,6 @@ class ApiServices:
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
-
-
-_STATUS_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 413: "payload_too_large", 415: "unsupported_file",
-                 422: "invalid_request", 429: "rate_limited", 500: "internal", 501: "not_implemented"}
 
 
 class BodyLimit:
@@ -162,7 +157,7 @@ def create_app(services: ApiServices) -> FastAPI:
             index = services.web_dir / "index.html"
             if index.is_file():
                 return FileResponse(index)
-        code = _STATUS_CODES.get(exc.status_code, "error")
+        code = code_for(exc.status_code)
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
     # -- routes -------------------------------------------------------------------------------

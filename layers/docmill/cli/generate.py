@@ -155,6 +155,10 @@ def generate(
     license_id: Annotated[
         str, typer.Option("--license", help="license written to the dataset card (hub identifier, e.g. cc-by-4.0)")
     ] = "other",
+    restart: Annotated[
+        bool,
+        typer.Option("--restart", help="discard the shards of an earlier run into the same --out instead of resuming it"),
+    ] = False,
 ) -> None:
     """Generate fine-tuning datasets (sft, completion, text, dpo, rlhf, preference) from a collection."""
     from docmill.config import load_settings
@@ -228,6 +232,7 @@ def generate(
             out=out_store,
             prompts=prompt_set,
             show=not json_out,
+            resume=not restart,
         )
     except (DocmillError, ValueError) as exc:
         message = exc.message if isinstance(exc, DocmillError) else str(exc)

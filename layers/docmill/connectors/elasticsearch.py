@@ -84,7 +84,7 @@ class ElasticsearchConnector(Connector):
             auth = SigV4Auth(options.region, options.service)
         self.http = HttpClient(service="elasticsearch", headers=headers, auth=auth, sleep=runtime.sleep,
                                clock=runtime.clock, max_retries=runtime.max_retries, max_wait=runtime.max_wait,
-                               timeout=runtime.timeout)
+                               timeout=runtime.timeout, base_urls=[options.url], url_policy=runtime.url_policy)
         self.http.session.verify = options.verify_certs
         self.base = options.url.rstrip("/")
 
@@ -111,9 +111,9 @@ class ElasticsearchConnector(Connector):
         finally:
             if scroll_ids:
                 # Free the server's scroll context; it would expire anyway.
-                with contextlib.suppress(requests.RequestException):
-                    self.http.session.delete(f"{self.base}/_search/scroll", data=json.dumps({"scroll_id": sorted(scroll_ids)}),
-                                             timeout=self.http.timeout)
+                with contextlib.suppress(requests.RequestException, ConnectorError):
+                    self.http.send("DELETE", f"{self.base}/_search/scroll",
+                                   data=json.dumps({"scroll_id": sorted(scroll_ids)}))
 
     def list_documents(self) -> Iterator[SourceDocument]:
         o = self.options

@@ -49,6 +49,7 @@ _FIELDS = (
     "owners(displayName,emailAddress),lastModifyingUser(displayName,emailAddress))"
 )
 SCOPE = "https://www.googleapis.com/auth/drive.readonly"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"  # noqa: S105 - a public endpoint, not a secret
 
 
 class GoogleDriveOptions(ConnectorOptions):
@@ -57,6 +58,8 @@ class GoogleDriveOptions(ConnectorOptions):
     recursive: bool = True
     export_format: Literal["docx", "pdf"] = "docx"
     api_url: str = "https://www.googleapis.com"
+    token_uri: str = Field(GOOGLE_TOKEN_URI, description="where a service account key is exchanged; the key's "
+                           "token_uri must be on this origin (a key cannot send its assertion elsewhere)")
     page_size: int = Field(1000, ge=1, le=1000)
 
 
@@ -89,7 +92,8 @@ class GoogleDriveConnector(Connector):
         self.runtime = runtime
         self.api = options.api_url.rstrip("/")
         self.http = HttpClient(service="gdrive", sleep=runtime.sleep, clock=runtime.clock,
-                               max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout)
+                               max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout,
+                               base_urls=[options.api_url, options.token_uri], url_policy=runtime.url_policy)
         token = credentials.get("access_token") or credentials.get("token")
         if not token and credentials.get("service_account_json"):
             token = self._service_account_token(credentials["service_account_json"])

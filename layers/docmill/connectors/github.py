@@ -56,7 +56,8 @@ class GitHubConnector(Connector):
         if token:
             headers["Authorization"] = f"Bearer {token}"
         self.http = HttpClient(service="github", headers=headers, sleep=runtime.sleep, clock=runtime.clock,
-                               max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout)
+                               max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout,
+                               base_urls=[options.api_url], url_policy=runtime.url_policy)
         self.api = options.api_url.rstrip("/")
         self.repo_api = f"{self.api}/repos/{options.repo}"
         self.branch: str | None = options.branch

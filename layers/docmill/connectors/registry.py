@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from docmill.connectors.urlpolicy import UrlPolicy
 from docmill.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -33,13 +34,15 @@ SOURCE_TYPES = tuple(_CONNECTORS)
 
 @dataclass
 class ConnectorRuntime:
-    """How connectors wait and retry; tests pass a recording ``sleep`` instead of real waiting."""
+    """How connectors wait, retry and which URLs they may call; tests pass a recording ``sleep``
+    instead of real waiting, and ``UrlPolicy(allow_loopback=True)`` to reach a local test server."""
 
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.time
     max_retries: int = 6
     max_wait: float = 300.0
     timeout: float = 60.0
+    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
     extra: dict[str, object] = field(default_factory=dict)
 
 

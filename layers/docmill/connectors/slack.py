@@ -55,7 +55,7 @@ class SlackConnector(Connector):
         self.api = options.api_url.rstrip("/")
         self.http = HttpClient(service="slack", headers={"Authorization": f"Bearer {token}"}, sleep=runtime.sleep,
                                clock=runtime.clock, max_retries=runtime.max_retries, max_wait=runtime.max_wait,
-                               timeout=runtime.timeout)
+                               timeout=runtime.timeout, base_urls=[options.api_url], url_policy=runtime.url_policy)
         self._users: dict[str, str] = {}
         self._cutoff_day: str | None = None
 

@@ -22,13 +22,23 @@ from pydantic import Field
 from docmill.connectors.base import Connector, ConnectorOptions, SourceDocument, iso_utc, safe_segment
 from docmill.connectors.http import HttpClient
 from docmill.connectors.registry import ConnectorRuntime
-from docmill.errors import ConnectorAuthError, ConnectorError, ConnectorRateLimited
+from docmill.errors import ConnectorAuthError, ConnectorError
 
 _HEADING = re.compile(r"^(={2,6})\s*(.+?)\s*\1\s*$", re.MULTILINE)
 _RETRY_CODES = {"maxlag", "ratelimited", "readonly"}
 _AUTH_CODES = {"readapidenied", "mwoauth-invalid-authorization", "mwoauth-invalid-authorization-invalid-user",
                "badtoken", "permissiondenied"}
 BATCH = 50  # the API's limit on titles per query for ordinary clients
+
+
+def _throttled(resp: Any) -> bool:
+    """MediaWiki answers maxlag / ratelimited / readonly with 200 and an error body: wait, retry."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("code") in _RETRY_CODES
 
 
 class WikipediaOptions(ConnectorOptions):
@@ -50,28 +60,21 @@ class WikipediaConnector(Connector):
         self.runtime = runtime
         headers = {"Authorization": f"Bearer {credentials['token']}"} if credentials.get("token") else None
         self.http = HttpClient(service="wikipedia", headers=headers, sleep=runtime.sleep, clock=runtime.clock,
-                               max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout)
+                               max_retries=runtime.max_retries, max_wait=runtime.max_wait, timeout=runtime.timeout,
+                               base_urls=[options.api_url], url_policy=runtime.url_policy)
 
     def query(self, **params: Any) -> Iterator[dict[str, Any]]:
         """Every answer of one query, following ``continue`` (and waiting out maxlag/ratelimited)."""
         base = {"action": "query", "format": "json", "formatversion": "2", **params}
         cont: dict[str, str] = {}
-        attempts = 0
         while True:
-            resp = self.http.request("GET", self.options.api_url, params={**base, **cont})
+            resp = self.http.request("GET", self.options.api_url, params={**base, **cont}, throttled=_throttled)
             body = resp.json()
             if "error" in body:
                 code = body["error"].get("code", "")
-                if code in _RETRY_CODES and attempts < self.runtime.max_retries:
-                    attempts += 1
-                    self.http._wait(float(resp.headers.get("Retry-After") or 2**attempts), self.options.api_url, 200)
-                    continue
                 if code in _AUTH_CODES:
                     raise ConnectorAuthError(f"wikipedia: {code}: {body['error'].get('info', '')}")
-                if code in _RETRY_CODES:
-                    raise ConnectorRateLimited(f"wikipedia: {code}: {body['error'].get('info', '')}")
                 raise ConnectorError(f"wikipedia: {code}: {body['error'].get('info', '')}")
-            attempts = 0
             yield body
             if "continue" not in body:
                 return

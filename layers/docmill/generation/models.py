@@ -257,6 +257,8 @@ class GenerationPlan(BaseModel):
     per_batch_budget: int | None = None
     model_id: str | None = None
     prompts: dict[str, dict[str, str]] = Field(default_factory=dict)
+    # sha256 of every batch's input (chunks + distractors): a rerun resumes only the same work.
+    inputs_sha256: str | None = None
 
     def summary(self) -> dict[str, Any]:
         return {

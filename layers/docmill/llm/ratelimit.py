@@ -178,6 +178,7 @@ class CallGuard:
     concurrency: int = 4
     sleep: Sleep = time.sleep
     rng: random.Random = field(default_factory=random.Random)
+    clock: Clock = time.monotonic  # for the retry policy's deadline
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -202,7 +203,7 @@ class CallGuard:
         )
         retry = RetryPolicy(max_retries=settings.max_retries)
         return cls(limiter=limiter, retry=retry, concurrency=settings.concurrency, sleep=sleep,
-                   rng=rng or random.Random())
+                   rng=rng or random.Random(), clock=clock)
 
     def call(self, attempt: Callable[[], LLMResponse], *, estimated_tokens: int = 0,
              on_retry: Callable[[BaseException, float], None] | None = None) -> tuple[LLMResponse, int]:
@@ -212,30 +213,41 @@ class CallGuard:
         propagates (with ``retries`` set on it) when the call fails for good.
         """
         retries = 0
-        while True:
+
+        def guarded() -> LLMResponse:
             with self._slots:
                 reservation = self.limiter.acquire(estimated_tokens) if self.limiter else None
                 try:
                     response = attempt()
-                except BaseException as error:
+                except BaseException:
                     if reservation is not None and self.limiter is not None:
                         # A refused/failed attempt produced no tokens; its request slot stays spent.
                         self.limiter.reconcile(reservation, 0)
-                    if not is_retryable(error) or retries >= self.retry.max_retries:
-                        error.retries = retries  # type: ignore[attr-defined]
-                        raise
-                    failed = error
-                else:
-                    if reservation is not None and self.limiter is not None:
-                        used = response.usage.input_tokens + response.usage.output_tokens
-                        self.limiter.reconcile(reservation, used)
-                    return response, retries
-            # Back off outside the semaphore so waiting calls do not hold a slot.
-            delay = self.retry.delay(retries, self.rng, retry_after_of(failed))
-            if on_retry is not None:
-                on_retry(failed, delay)
-            self.sleep(delay)
+                    raise
+                if reservation is not None and self.limiter is not None:
+                    used = response.usage.input_tokens + response.usage.output_tokens
+                    self.limiter.reconcile(reservation, used)
+                return response
+
+        def classify(error: BaseException) -> float | bool:
+            if not is_retryable(error):
+                return False
+            hint = retry_after_of(error)
+            return True if hint is None else hint
+
+        def retrying(error: BaseException, _index: int, delay: float) -> None:
+            nonlocal retries
             retries += 1
+            if on_retry is not None:
+                on_retry(error, delay)
+
+        # The back-off sleeps happen outside ``guarded``, so waiting calls do not hold a slot.
+        try:
+            return self.retry.call(guarded, retry_after=classify, sleep=self.sleep, clock=self.clock,
+                                   rng=self.rng, on_retry=retrying), retries
+        except BaseException as error:
+            error.retries = retries  # type: ignore[attr-defined]
+            raise
 
     def chat(self, client: LLMClient, attempt: Callable[[], LLMResponse], *, estimated_tokens: int = 0) -> LLMResponse:
         """``call`` + the client's per-call accounting (one logical call, its retries)."""

@@ -9,6 +9,11 @@ Accepted shapes (each may arrive as an SQS message body, i.e. a JSON string):
   the key is used as delivered; ``alternate_key`` holds its form-decoded spelling, tried when the
   object is not found under the first (EventBridge's encoding is not documented the same way);
 - an SNS envelope around either (``{"Type": "Notification", "Message": "..."}``).
+
+The shapes are read through Powertools' event data classes (``S3EventRecord``,
+``S3EventBridgeNotificationEvent``, ``SNSMessage``); the SQS batch around them is Powertools'
+``BatchProcessor`` in the route handler. Fields that are optional in what S3 actually sends are
+read with ``get`` (the data classes' accessors raise on them or return ``""``).
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ import json
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
+from aws_lambda_powertools.utilities.data_classes.s3_event import (
+    S3EventBridgeNotificationEvent,
+    S3EventRecord,
+)
+from aws_lambda_powertools.utilities.data_classes.sns_event import SNSMessage
 from pydantic import BaseModel
 
 from docmill.errors import DocmillError
@@ -63,17 +73,16 @@ def _version(value: Any) -> str | None:
     return str(value) if value not in (None, "", "null") else None
 
 
-def _from_record(record: dict[str, Any]) -> ObjectEvent:
+def _from_record(record: S3EventRecord) -> ObjectEvent:
     try:
-        s3 = record["s3"]
-        obj = s3["object"]
-        event_name = record["eventName"]
+        obj = record.s3.get_object
         return ObjectEvent(
-            kind=_kind(event_name),
-            event_name=event_name,
-            bucket=s3["bucket"]["name"],
-            key=unquote_plus(obj["key"]),
-            version_id=_version(obj.get("versionId")),
+            kind=_kind(record.event_name),
+            event_name=record.event_name,
+            bucket=record.s3.bucket.name,
+            key=unquote_plus(obj.key),
+            version_id=_version(obj.version_id),
+            # optional in the shapes S3 sends (a delete carries no size): absent stays None
             size=obj.get("size"),
             etag=obj.get("eTag"),
             sequencer=obj.get("sequencer"),
@@ -83,20 +92,21 @@ def _from_record(record: dict[str, Any]) -> ObjectEvent:
         raise EventParseError(f"malformed S3 event record: missing {exc}") from exc
 
 
-def _from_eventbridge(event: dict[str, Any]) -> ObjectEvent:
+def _from_eventbridge(event: S3EventBridgeNotificationEvent) -> ObjectEvent:
     try:
-        detail = event["detail"]
-        obj = detail["object"]
-        detail_type = event["detail-type"]
+        detail = event.detail
+        obj = detail.object
+        # Powertools' ``key`` is form-decoded; EventBridge's spelling is kept as delivered and
+        # the decoded one offered as the alternate (see the module docstring).
         key = obj["key"]
         decoded = unquote_plus(key)
         return ObjectEvent(
-            kind=_kind(detail_type),
-            event_name=f"{detail_type}:{detail.get('reason', '')}".rstrip(":"),
-            bucket=detail["bucket"]["name"],
+            kind=_kind(event.detail_type),
+            event_name=f"{event.detail_type}:{detail.reason or ''}".rstrip(":"),
+            bucket=detail.bucket.name,
             key=key,
             version_id=_version(obj.get("version-id")),
-            size=obj.get("size"),
+            size=obj.size,
             etag=obj.get("etag"),
             sequencer=obj.get("sequencer"),
             event_time=event.get("time"),
@@ -119,14 +129,18 @@ def parse_object_events(message: str | dict[str, Any]) -> list[ObjectEvent]:
     if not isinstance(message, dict):
         raise EventParseError("message body is not a JSON object")
     if message.get("Type") == "Notification" and "Message" in message:  # SNS fan-out
-        return parse_object_events(message["Message"])
+        return parse_object_events(SNSMessage(message).message)
     if message.get("Event") == "s3:TestEvent":
         return [
             ObjectEvent(kind="test", event_name="s3:TestEvent", bucket=str(message.get("Bucket", "")), key="")
         ]
     if message.get("source") == "aws.s3" and "detail" in message:
-        return [_from_eventbridge(message)]
+        return [_from_eventbridge(S3EventBridgeNotificationEvent(message))]
     records = message.get("Records")
     if isinstance(records, list):
-        return [_from_record(r) for r in records if isinstance(r, dict) and r.get("eventSource", "aws:s3").endswith("s3")]
+        return [
+            _from_record(S3EventRecord(r))
+            for r in records
+            if isinstance(r, dict) and r.get("eventSource", "aws:s3").endswith("s3")
+        ]
     raise EventParseError("not an S3 object event (no Records, no EventBridge detail)")

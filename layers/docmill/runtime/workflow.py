@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from docmill import clock
 from docmill.errors import ConfigurationError, LLMThrottled, LLMTimeout, TransientError
 from docmill.generation.models import GenerationConfig
 from docmill.models import ChunkRecord
@@ -104,7 +104,7 @@ def processed_chunks(store: ObjectStore, collection: str, tenant: str | None = N
 def plan_step(runtime: Runtime, event: PlanEvent) -> dict[str, Any]:
     from docmill.generation.pipeline import collection_chunks, plan
 
-    run_id = event.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+    run_id = event.run_id or clock.utc_now().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
     config = event.generation_config()
     work = work_store(runtime, run_id)
     if runtime.settings.aws.processed_bucket:
@@ -255,7 +255,7 @@ def start_generation(
 
     PlanEvent.model_validate(request)  # refuse a request the plan step would reject
     sfn = aws.client("stepfunctions")
-    name = name or datetime.now(UTC).strftime("gen-%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
+    name = name or clock.utc_now().strftime("gen-%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:6]
     arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=json.dumps(request))["executionArn"]
     deadline = time.monotonic() + timeout_s
     while True:

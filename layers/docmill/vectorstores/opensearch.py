@@ -52,6 +52,11 @@ def index_body(settings: OpenSearchSettings, dimension: int) -> dict[str, Any]:
     elif settings.engine == "nmslib" and settings.service != "aoss":
         index_settings["knn.algo_param.ef_search"] = settings.ef_search
     # lucene takes ef_search only per query (k bounds it), so nothing to set here.
+    if settings.service != "aoss":  # Serverless manages shards and replicas itself
+        if settings.shards is not None:
+            index_settings["number_of_shards"] = settings.shards
+        if settings.replicas is not None:
+            index_settings["number_of_replicas"] = settings.replicas
     method["parameters"] = parameters
     return {
         "settings": {"index": index_settings},
@@ -78,6 +83,26 @@ def index_body(settings: OpenSearchSettings, dimension: int) -> dict[str, Any]:
                 VECTOR_FIELD: {"type": "knn_vector", "dimension": dimension, "method": method},
             },
         },
+    }
+
+
+def app_role_body(index: str) -> dict[str, Any]:
+    """A security-plugin role limited to ``index``: CRUD, search and what the adapter reads of it."""
+    return {
+        "cluster_permissions": ["cluster_composite_ops", "cluster_monitor"],
+        "index_permissions": [
+            {
+                "index_patterns": [index],
+                "allowed_actions": [
+                    "crud",
+                    "search",
+                    "indices:admin/mapping/get",
+                    "indices:admin/get",
+                    "indices:monitor/stats",
+                    "indices:admin/refresh*",
+                ],
+            }
+        ],
     }
 
 
@@ -199,6 +224,14 @@ def _record(source: dict[str, Any]) -> ChunkRecord:
     return record_from_payload(source, embedding=source.get(VECTOR_FIELD), metadata=source.get("metadata") or {})
 
 
+class _ItemsRejected(Exception):
+    """Some items of a bulk request were refused with a retryable status (a full write queue)."""
+
+    def __init__(self, status: int | None) -> None:
+        super().__init__(f"status {status}")
+        self.status = status
+
+
 class OpenSearchStore(VectorStore):
     def __init__(
         self,
@@ -209,7 +242,10 @@ class OpenSearchStore(VectorStore):
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
         refresh_writes: bool = False,
+        retry: RetryPolicy | None = None,
+        retry_statuses: frozenset[int] = RETRY_STATUSES,
     ) -> None:
         self.settings = settings
         self.index = settings.index
@@ -218,7 +254,12 @@ class OpenSearchStore(VectorStore):
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
         self._sleep = sleep
+        self._clock = clock
         self._rng = random.Random()
+        # A whole policy (with a deadline) and more retryable statuses: provisioning a fresh
+        # domain, whose security answers 401/403 until it has settled (docmill.vectorstores.provision).
+        self._retry = retry
+        self.retry_statuses = retry_statuses
         # True: every write is followed by a refresh (tests, small local runs). False: call
         # ``refresh()`` once after a batch of writes.
         self.refresh_writes = refresh_writes
@@ -227,6 +268,8 @@ class OpenSearchStore(VectorStore):
     # -- plumbing -----------------------------------------------------------------------
     @property
     def retry_policy(self) -> RetryPolicy:
+        if self._retry is not None:
+            return self._retry
         return RetryPolicy(max_retries=self.max_retries, base_delay=self.backoff_base, max_delay=self.backoff_cap)
 
     def _call(self, what: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -239,22 +282,27 @@ class OpenSearchStore(VectorStore):
 
         def transient(exc: BaseException) -> bool:
             return isinstance(exc, TransportError) and (
-                status_of(exc) in RETRY_STATUSES or isinstance(exc, OSConnectionError)
+                status_of(exc) in self.retry_statuses or isinstance(exc, OSConnectionError)
             )
 
         def on_retry(exc: BaseException, _retry: int, delay: float) -> None:
             log.warning("OpenSearch %s: %s, retrying in %.2fs", what, exc, delay)
 
         policy = self.retry_policy
+        attempts = 0
+
+        def attempt() -> Any:
+            nonlocal attempts
+            attempts += 1
+            return fn(**kwargs)
+
         try:
-            return policy.call(lambda: fn(**kwargs), retry_after=transient, sleep=self._sleep, clock=time.monotonic,
+            return policy.call(attempt, retry_after=transient, sleep=self._sleep, clock=self._clock,
                                rng=self._rng, on_retry=on_retry)
         except TransportError as exc:
             status = status_of(exc)
             if transient(exc):
-                raise TransientError(
-                    f"OpenSearch {what} still failing after {policy.max_attempts} attempts: {exc}"
-                ) from exc
+                raise TransientError(f"OpenSearch {what} still failing after {attempts} attempts: {exc}") from exc
             if status == 404:
                 raise  # callers decide what a missing index means
             error_type = exc.error if isinstance(exc.error, str) else None
@@ -311,6 +359,13 @@ class OpenSearchStore(VectorStore):
         except Exception as exc:
             if not self._not_found(exc):
                 raise
+
+    def grant_index_role(self, role: str, backend_roles: Sequence[str]) -> None:
+        """Fine-grained access control (managed domain, as the master user): ``role`` may use this
+        index only, and the IAM roles ``backend_roles`` (the application signs with SigV4) get it."""
+        security = self.client.security
+        self._call("create role", security.create_role, role=role, body=app_role_body(self.index))
+        self._call("map role", security.create_role_mapping, role=role, body={"backend_roles": list(backend_roles)})
 
     def refresh(self) -> None:
         if self.serverless:
@@ -372,35 +427,47 @@ class OpenSearchStore(VectorStore):
         ok = 0
         errors: list[dict[str, Any]] = []
         for batch in self._batches(items):
-            pending = batch
-            attempt = 0
-            while pending:
-                response = self._call("bulk", self.client.bulk, body="".join(p[1] for p in pending))
-                retry: list[tuple[str, str]] = []
-                last_status: int | None = None
-                for (key, ndjson), outcome in zip(pending, response["items"], strict=True):
-                    op = next(iter(outcome.values()))
-                    status = int(op.get("status", 500))
-                    if status < 300:
-                        ok += 1
-                    elif status == 404 and "delete" in outcome:
-                        pass  # already gone: what a delete wants
-                    elif status in RETRY_STATUSES:
-                        retry.append((key, ndjson))
-                        last_status = status
-                    else:
-                        errors.append({"chunk_id": key, "status": status, "error": op.get("error")})
-                if retry and attempt >= self.max_retries:
-                    errors.extend(
-                        {"chunk_id": key, "status": last_status, "error": "rejected after retries"} for key, _ in retry
-                    )
-                    retry = []
-                if retry:
-                    delay = self.retry_policy.delay(attempt, self._rng)
-                    log.warning("OpenSearch bulk: %d items rejected (%s), retrying in %.2fs", len(retry), last_status, delay)
-                    self._sleep(delay)
-                    attempt += 1
-                pending = retry
+            sent, failed = self._bulk_batch(batch)
+            ok += sent
+            errors.extend(failed)
+        return ok, errors
+
+    def _bulk_batch(self, batch: list[tuple[str, str]]) -> tuple[int, list[dict[str, Any]]]:
+        ok = 0
+        errors: list[dict[str, Any]] = []
+        pending = batch
+
+        def send() -> None:
+            """One bulk request for what is still pending; rejected items stay pending."""
+            nonlocal ok, pending
+            response = self._call("bulk", self.client.bulk, body="".join(p[1] for p in pending))
+            retry: list[tuple[str, str]] = []
+            last_status: int | None = None
+            for (key, ndjson), outcome in zip(pending, response["items"], strict=True):
+                op = next(iter(outcome.values()))
+                status = int(op.get("status", 500))
+                if status < 300:
+                    ok += 1
+                elif status == 404 and "delete" in outcome:
+                    pass  # already gone: what a delete wants
+                elif status in RETRY_STATUSES:
+                    retry.append((key, ndjson))
+                    last_status = status
+                else:
+                    errors.append({"chunk_id": key, "status": status, "error": op.get("error")})
+            pending = retry
+            if retry:
+                raise _ItemsRejected(last_status)
+
+        def on_retry(exc: BaseException, _retry: int, delay: float) -> None:
+            log.warning("OpenSearch bulk: %d items rejected (%s), retrying in %.2fs", len(pending), exc, delay)
+
+        try:
+            # The same policy as whole requests, applied to the items a full write queue rejected.
+            self.retry_policy.call(send, retry_after=lambda exc: isinstance(exc, _ItemsRejected), sleep=self._sleep,
+                                   clock=self._clock, rng=self._rng, on_retry=on_retry)
+        except _ItemsRejected as exc:
+            errors.extend({"chunk_id": key, "status": exc.status, "error": "rejected after retries"} for key, _ in pending)
         return ok, errors
 
     def _query_all(self, query: dict[str, Any], *, source: Any, page_size: int = 500) -> Iterator[dict[str, Any]]:

@@ -5,11 +5,16 @@
     plan.json                       GenerationPlan (config, batches, estimate)
     prompts.json                    the exact prompt templates every batch uses
     batches/<batch_id>.jsonl        input chunks of a batch (no embeddings) + distractors
+
+``plan.json`` is removed first and written last, so a plan killed half-way is never taken for
+complete. With ``resume=True`` an existing plan for exactly the same work (config, model,
+prompts, batch inputs) is kept with its shards, so a killed run picks up where it stopped.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import uuid
 from collections import defaultdict
@@ -201,10 +206,12 @@ def plan(
     work: ObjectStore | None = None,
     model_id: str | None = None,
     run_id: str | None = None,
+    resume: bool = False,
 ) -> GenerationPlan:
     """Sample chunks and cut them into batches; with ``work``, write plan, prompts and batch
-    inputs there (replacing an earlier plan's batches and shards). Without ``work`` it only
-    computes (dry run)."""
+    inputs there (replacing an earlier plan's batches and shards, unless ``resume`` finds that
+    plan is for the same work: then it is returned as it is, shards kept). Without ``work`` it
+    only computes (dry run)."""
     prompts = prompts or load_prompts()
     all_chunks = [c.model_copy(update={"embedding": None}) for c in chunks]
     usable = [c for c in all_chunks if len(c.text.strip()) >= config.min_chunk_chars]
@@ -225,6 +232,11 @@ def plan(
             )
         )
     budget = config.budget_tokens
+    digest = hashlib.sha256()
+    for batch_id, inputs in batch_inputs.items():
+        digest.update(batch_id.encode())
+        for bc in inputs:
+            digest.update(json.dumps(bc.model_dump(mode="json"), sort_keys=True).encode())
     result = GenerationPlan(
         run_id=run_id or utc_now().strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6],
         created_at=utc_iso(),
@@ -238,8 +250,14 @@ def plan(
         per_batch_budget=(max(1, budget // len(batches)) if budget and batches else budget),
         model_id=model_id,
         prompts=prompts.refs(),
+        inputs_sha256=digest.hexdigest(),
     )
+    if work is not None and resume:
+        previous = _same_work(work, result)
+        if previous is not None:
+            return previous
     if work is not None:
+        work.delete("plan.json")  # first: a plan half-replaced must not look complete
         work.delete_prefix("batches")
         work.delete_prefix("shards")
         for spec in batches:
@@ -247,6 +265,25 @@ def plan(
         work.write_json("prompts.json", prompts.model_dump(mode="json"))
         work.write_json("plan.json", result.model_dump(mode="json"))
     return result
+
+
+def _same_work(work: ObjectStore, fresh: GenerationPlan) -> GenerationPlan | None:
+    """The stored plan when it describes exactly ``fresh``'s work (its run id kept), else None."""
+    if not work.exists("plan.json"):
+        return None
+    try:
+        old = GenerationPlan.model_validate(work.read_json("plan.json"))
+    except (StorageError, ValueError):
+        return None
+    same = (
+        old.inputs_sha256 is not None
+        and old.inputs_sha256 == fresh.inputs_sha256
+        and old.config == fresh.config
+        and old.model_id == fresh.model_id
+        and old.prompts == fresh.prompts
+        and [b.model_dump() for b in old.batches] == [b.model_dump() for b in fresh.batches]
+    )
+    return old if same else None
 
 
 def load_plan(work: ObjectStore) -> GenerationPlan:

@@ -14,7 +14,7 @@ from docmill.generation.models import GenerationConfig, GenerationPlan
 from docmill.generation.pipeline.calls import TokenBudget
 from docmill.generation.pipeline.engine import GenerationEngine, ProgressCallback
 from docmill.generation.pipeline.planning import load_batch, load_plan, load_work_prompts, plan
-from docmill.generation.pipeline.shards import read_report, write_shard
+from docmill.generation.pipeline.shards import read_report, resumable, write_shard
 from docmill.generation.prompts import PromptSet, load_prompts
 from docmill.llm.base import LLMClient
 from docmill.models import ChunkRecord
@@ -111,26 +111,37 @@ def run_generation(
     work: ObjectStore | None = None,
     progress: ProgressCallback | None = None,
     on_plan: Callable[[GenerationPlan], None] | None = None,
+    resume: bool = True,
 ) -> GenerationResult:
     """Plan, generate every batch on one shared thread pool and budget, assemble. The work
-    store defaults to ``<out>/_work``."""
+    store defaults to ``<out>/_work``.
+
+    With ``resume`` (the default), a run over the same work as the one stored there (a run that
+    was killed, or failed before assembling) keeps that plan and its run id, skips every batch
+    whose complete shard is written (``shards.resumable``), and spends only what is left of the token budget; shards
+    are whole files keyed by batch, so a batch is counted once whether it was generated before
+    or after the interruption."""
     # Imported here: assembly reads what this module writes, not the other way round.
     from docmill.generation.assemble import assemble
 
     prompts = prompts or load_prompts()
     work = work if work is not None else out.child("_work")
     started = time.perf_counter()
-    the_plan = plan(chunks, config, prompts=prompts, work=work, model_id=llm.model_id)
+    the_plan = plan(chunks, config, prompts=prompts, work=work, model_id=llm.model_id, resume=resume)
     if on_plan:
         on_plan(the_plan)
-    batches = [(spec, load_batch(work, spec)) for spec in the_plan.batches]
+    kept = {spec.batch_id: resumable(work, spec.batch_id) for spec in the_plan.batches} if resume else {}
+    reused = {b for b, report in kept.items() if report is not None}
+    spent = sum(report.tokens_used for report in kept.values() if report is not None)
+    batches = [(spec, load_batch(work, spec)) for spec in the_plan.batches if spec.batch_id not in reused]
+    budget = None if config.budget_tokens is None else max(0, config.budget_tokens - spent)
     engine = GenerationEngine(
         config=config,
         prompts=prompts,
         llm=llm,
         store=store,
         embedder=embedder,
-        budget=TokenBudget(config.budget_tokens),
+        budget=TokenBudget(budget),
         progress=progress,
         on_batch_done=lambda sink: write_shard(work, sink),
     )

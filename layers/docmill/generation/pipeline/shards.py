@@ -25,6 +25,20 @@ def read_report(work: ObjectStore, batch_id: str) -> BatchReport | None:
     return BatchReport.model_validate(work.read_json(key)) if work.exists(key) else None
 
 
+def resumable(work: ObjectStore, batch_id: str) -> BatchReport | None:
+    """The report of a batch a resumed run may keep as it is, else None.
+
+    Kept: a complete shard (records file and its report, which is written second) none of whose
+    LLM calls failed. A batch that met LLM errors (an outage, throttling) is generated again,
+    so re-running after a failed run retries what failed instead of keeping empty shards."""
+    if not work.exists(f"{shard_key(batch_id)}.jsonl"):
+        return None
+    report = read_report(work, batch_id)
+    if report is None or not report.complete or any(k.startswith("llm_error:") for k in report.drops):
+        return None
+    return report
+
+
 def read_shards(work: ObjectStore, batch_ids: Sequence[str]) -> tuple[list[GeneratedRecord], list[BatchReport], list[str]]:
     """Records and reports of the given batches; batches without a shard are returned as missing."""
     records: list[GeneratedRecord] = []
