@@ -213,9 +213,11 @@ def _decode_text(data: bytes) -> str:
 
 
 def _looks_like_utf16(head: bytes) -> bool:
-    """Most bytes at even (big-endian) or odd (little-endian) offsets are NUL."""
+    """Many bytes at even (big-endian) or odd (little-endian) offsets are NUL, and almost none
+    at the others (a run of NULs has them at both)."""
     half = max(1, len(head) // 2)
-    return max(head[0::2].count(0), head[1::2].count(0)) >= 0.3 * half
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    return max(even, odd) >= 0.3 * half and min(even, odd) <= 0.05 * half
 
 
 def _guess_encoding(data: bytes) -> str | None:
