@@ -183,3 +183,28 @@ def test_hostile_files_fail_one_by_one_within_the_limits_and_the_good_one_is_ind
     assert not psutil.Process().children(recursive=True) or all(
         "resource_tracker" in " ".join(c.cmdline()) for c in psutil.Process().children(recursive=True)
     )
+
+
+def test_limits_come_from_the_command_line_or_else_the_environment(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from docmill.cli.app import app
+
+    # Given a DOCX that expands to 64 MB, and limits off so that it runs in-process (no spawn)
+    src = tmp_path / "src"
+    src.mkdir()
+    hostile.docx_bomb(src / "big.docx", 64 * MB)
+    base = ["ingest", str(src), "--store", "none", "--json", "--max-zip-ratio", "1000",
+            "--file-timeout", "0", "--file-memory-mb", "0"]
+    monkeypatch.setenv("DOCMILL_INGEST__PARTITION__MAX_UNZIPPED_BYTES", str(16 * MB))
+
+    def reason(home: Path, *extra: str) -> str:
+        result = CliRunner().invoke(app, [*base, "--home", str(home), *extra])
+        assert result.exit_code == 1, result.output
+        (manifest,) = (home / "collections" / "default" / "runs").glob("*.json")
+        return json.loads(manifest.read_text())["files"][0]["reason"]
+
+    # When the limit is given on the command line, Then it wins over the environment
+    assert "over the limit of 32 MB" in reason(tmp_path / "cli", "--max-unzipped-mb", "32")
+    # When it is not, Then the environment's applies
+    assert "over the limit of 16 MB" in reason(tmp_path / "env")

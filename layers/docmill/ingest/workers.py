@@ -321,6 +321,10 @@ class _Worker:
 
 
 def _worker_main(conn: Any, parent_pid: int, warm_up: Callable[[], None] | None) -> None:
+    # Its own process group: whatever a parser starts (tesseract, pandoc, LibreOffice) can be
+    # stopped and killed with the worker in one call, with no window for a late fork to escape.
+    with contextlib.suppress(OSError):
+        os.setpgrp()
     die_with_parent(parent_pid)
     # Ctrl-C reaches the whole foreground process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -395,10 +399,18 @@ def _tree_rss(pid: int | None) -> int:
 
 
 def _kill_tree(process: Any) -> None:
-    if process.pid is not None and process.is_alive():
-        for pid in _descendants(process.pid):  # children first: they would be orphaned otherwise
+    """Kill a worker, its process group and any descendant that left the group."""
+    pid = process.pid
+    if pid is not None and process.is_alive():
+        # Freeze the group first, so nothing forks between listing the children and the kill;
+        # a worker not yet in its own group has no group of that id (the call fails harmlessly).
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGSTOP)
+        for child in _descendants(pid):  # before the worker: once it dies they are orphans
             with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)
+                os.kill(child, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.killpg(pid, signal.SIGKILL)
         with contextlib.suppress(OSError):
             process.kill()
     process.join(timeout=5)
