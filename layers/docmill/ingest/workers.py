@@ -161,7 +161,7 @@ class WorkerPool:
         # shutdown would cost a spawn and a warm-up for nothing.
         if waiting and len(self._workers) < self._size:
             self._workers.append(self._start_worker())
-        for worker in self._workers:
+        for worker in list(self._workers):
             if worker.state != "idle":
                 continue
             task = self._next_task()
@@ -171,8 +171,10 @@ class WorkerPool:
             worker.peak = worker.baseline
             try:
                 worker.conn.send((task.fn, task.args))
-            except (OSError, ValueError) as exc:
-                task.future.set_exception(exc)
+            except (OSError, ValueError):
+                # The worker died while idle: not this task's doing, so it waits for the next.
+                with self._lock:
+                    self._queue.appendleft(task)
                 self._replace(worker, None)
                 continue
             except Exception as exc:  # noqa: BLE001 - e.g. an argument that cannot be pickled
@@ -184,7 +186,8 @@ class WorkerPool:
         with self._lock:
             while self._queue:
                 task = self._queue.popleft()
-                if task.future.set_running_or_notify_cancel():
+                if task.running or task.future.set_running_or_notify_cancel():
+                    task.running = True
                     return task
         return None
 
@@ -275,7 +278,7 @@ class WorkerPool:
             self._closed = True
             queued, self._queue = list(self._queue), deque()
         for task in queued:
-            if task.future.set_running_or_notify_cancel():
+            if task.running or task.future.set_running_or_notify_cancel():
                 task.future.set_exception(exc)
         for worker in self._workers:
             if worker.task is not None and not worker.task.future.done():
@@ -286,7 +289,10 @@ class WorkerPool:
         with self._lock:
             queued, self._queue = list(self._queue), deque()
         for task in queued:
-            task.future.cancel()
+            if task.running:
+                task.future.set_exception(RuntimeError("the worker pool was shut down"))
+            else:
+                task.future.cancel()
         for worker in self._workers:
             if worker.state == "idle":
                 with contextlib.suppress(OSError, ValueError):
@@ -307,6 +313,7 @@ class _Task:
     future: Future[Any]
     fn: Callable[..., Any]
     args: tuple[Any, ...]
+    running: bool = False  # set_running_or_notify_cancel() was called (it may be only once)
 
 
 @dataclass
