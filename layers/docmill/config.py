@@ -39,6 +39,15 @@ class PartitionOptions(BaseModel):
     ocr_languages: str = "eng"
     max_file_bytes: int = Field(200 * 1024 * 1024, ge=1)
     max_pages: int = Field(5000, ge=1)
+    # OCR costs seconds a page (~4.4 s measured on one core): a PDF with no text layer and more
+    # pages than this is refused before any page is rendered (thousands of blank pages).
+    max_ocr_pages: int = Field(100, ge=1)
+    # ZIP containers (DOCX, XLSX, PPTX, ODT, EPUB) are refused on their declared sizes, before
+    # anything is inflated: what every member expands to in all, how many times larger than
+    # stored one member (of at least 1 MB) becomes, and how many members there are.
+    max_unzipped_bytes: int = Field(512 * 1024 * 1024, ge=1)
+    max_zip_ratio: float = Field(100.0, ge=1)
+    max_zip_members: int = Field(10_000, ge=1)
     clean_headers_footers: bool = True
 
 
@@ -54,6 +63,12 @@ class IngestOptions(BaseModel):
     # parallel workers (the result is the same as partitioning it whole); 0 never splits.
     split_pages: int = Field(24, ge=0)
     force: bool = False  # re-process even unchanged files
+    # What one file may cost its worker process (docmill.ingest.workers.WorkerPool): wall-clock
+    # seconds, and memory in MB above what the worker held when the file started (its process
+    # and children, e.g. tesseract). Past either the worker is killed and replaced, and the file
+    # fails with the reason. 0 turns a limit off; with both off, small batches run in-process.
+    file_timeout_s: float = Field(600.0, ge=0)
+    file_memory_mb: int = Field(1024, ge=0)
 
 
 class OpenSearchSettings(BaseModel):

@@ -92,6 +92,20 @@ class DocumentTooLarge(DocumentError):
     kind = "too large"
 
 
+class UnsafeDocument(DocumentError):
+    """Built to exhaust resources when parsed: a decompression bomb, XML entity declarations."""
+
+    code = "UnsafeDocument"
+    kind = "unsafe"
+
+
+class FileLimitExceeded(DocumentError):
+    """Parsing the file went past the per-file time or memory limit; its worker was stopped."""
+
+    code = "FileLimitExceeded"
+    kind = "over limit"
+
+
 class OcrUnavailable(DocumentError):
     code = "OcrUnavailable"
     kind = "needs OCR"

@@ -4,7 +4,7 @@ import json
 import sys
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -16,6 +16,8 @@ from docmill.config import ChunkingOptions, IngestOptions, PartitionOptions, Set
 from docmill.errors import DocmillError
 from docmill.models import FileResult, IngestReport
 from docmill.storage import open_store
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # the pipeline imports the heavy stack; commands that do not ingest skip it
     from docmill.ingest import Ingestor
@@ -122,6 +124,10 @@ def print_summary(console: Console, report: IngestReport) -> None:
         console.print(f"pruned {len(report.pruned)} sources no longer present: " + ", ".join(report.pruned))
 
 
+def _given(value: T | None, default: T) -> T:
+    return default if value is None else value
+
+
 @app.command()
 def ingest(
     inputs: Annotated[list[str], typer.Argument(help="files, folders (walked recursively), s3://bucket/key or prefix")],
@@ -137,6 +143,21 @@ def ingest(
     pdf_strategy: Annotated[str, typer.Option(help="auto (fast, OCR if no text layer) | fast | ocr_only")] = "auto",
     max_file_mb: Annotated[float, typer.Option(help="refuse files larger than this")] = 200.0,
     max_pages: Annotated[int, typer.Option(help="refuse documents with more pages than this")] = 5000,
+    max_ocr_pages: Annotated[
+        int | None, typer.Option(help="refuse PDFs that would need OCR on more pages than this (default 100)")
+    ] = None,
+    max_unzipped_mb: Annotated[
+        float | None, typer.Option(help="refuse DOCX/XLSX/PPTX/ODT/EPUB declaring more than this unzipped (default 512)")
+    ] = None,
+    max_zip_ratio: Annotated[
+        float | None, typer.Option(help="refuse a package member that inflates more times than this (default 100)")
+    ] = None,
+    file_timeout: Annotated[
+        float | None, typer.Option("--file-timeout", help="seconds one file may take in its worker (0 = no limit; default 600)")
+    ] = None,
+    file_memory_mb: Annotated[
+        int | None, typer.Option(help="MB one file may add to its worker (0 = no limit; default 1024)")
+    ] = None,
     workers: Annotated[int, typer.Option(help="parallel partition processes (0 = one per core)")] = 0,
     batch_size: Annotated[int, typer.Option(help="embedding batch size (small is fastest on a CPU)")] = 8,
     embed_runtime: Annotated[
@@ -153,11 +174,17 @@ def ingest(
     """Partition, clean, chunk and embed documents; write chunks with lineage; index them."""
     console = Console(stderr=as_json)
     try:
+        # Limits not given here come from the environment (DOCMILL_INGEST__FILE_TIMEOUT_S, ...).
+        env = load_settings().ingest
         options = IngestOptions(
             partition=PartitionOptions(
                 pdf_strategy=pdf_strategy,
                 max_file_bytes=int(max_file_mb * 1024 * 1024),
                 max_pages=max_pages,
+                max_ocr_pages=_given(max_ocr_pages, env.partition.max_ocr_pages),
+                max_unzipped_bytes=int(_given(max_unzipped_mb, env.partition.max_unzipped_bytes / (1024 * 1024)) * 1024 * 1024),
+                max_zip_ratio=_given(max_zip_ratio, env.partition.max_zip_ratio),
+                max_zip_members=env.partition.max_zip_members,
             ),
             chunking=ChunkingOptions(
                 strategy=chunking,
@@ -169,6 +196,8 @@ def ingest(
             workers=workers,
             embed_batch_size=batch_size,
             force=force,
+            file_timeout_s=_given(file_timeout, env.file_timeout_s),
+            file_memory_mb=_given(file_memory_mb, env.file_memory_mb),
         )
         settings = load_settings(home=home, tenant=tenant, ingest=options, embed_runtime=embed_runtime)
         from docmill.lock import home_lock

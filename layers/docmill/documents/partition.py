@@ -9,18 +9,22 @@ from typing import Any
 from docmill.config import PartitionOptions
 from docmill.documents.filetypes import FileKind
 from docmill.documents.unstructured_setup import configure_unstructured, tesseract_available
-from docmill.errors import DocumentError, EmptyDocument, EncryptedDocument, OcrUnavailable, PartitionFailed
+from docmill.errors import DocumentError, DocumentTooLarge, EmptyDocument, EncryptedDocument, OcrUnavailable, PartitionFailed
 
 _TEXT_CATEGORIES_IGNORED_FOR_EMPTINESS = {"PageBreak", "PageNumber", "Header", "Footer", "Image"}
 
 
-def partition_file(path: Path, kind: FileKind, options: PartitionOptions, *, name: str) -> tuple[list[Any], str]:
-    """Return (elements, strategy used). Raises ``DocumentError`` with a readable reason."""
+def partition_file(
+    path: Path, kind: FileKind, options: PartitionOptions, *, name: str, pages: int | None = None
+) -> tuple[list[Any], str]:
+    """Return (elements, strategy used). Raises ``DocumentError`` with a readable reason.
+
+    ``pages`` (a PDF's page count, from the checks) lets OCR be refused beyond ``max_ocr_pages``."""
     configure_unstructured()
     if kind.file_type == "image":
         return _partition_image(path, options, name=name), "ocr_only"
     if kind.file_type == "pdf":
-        return _partition_pdf(path, options, name=name)
+        return _partition_pdf(path, options, name=name, pages=pages)
     elements = call_partition(path, name=name, strategy="fast", options=options)
     return elements, "fast"
 
@@ -49,16 +53,25 @@ def has_text(elements: list[Any]) -> bool:
     )
 
 
-def _partition_pdf(path: Path, options: PartitionOptions, *, name: str) -> tuple[list[Any], str]:
+def _partition_pdf(path: Path, options: PartitionOptions, *, name: str, pages: int | None) -> tuple[list[Any], str]:
     if options.pdf_strategy == "ocr_only":
         _require_ocr("the PDF strategy is ocr_only")
+        _within_ocr_limit(pages, options, "the strategy is ocr_only")
         return call_partition(path, name=name, strategy="ocr_only", options=options), "ocr_only"
     elements = call_partition(path, name=name, strategy="fast", options=options)
     if has_text(elements) or options.pdf_strategy == "fast":
         return elements, "fast"
     # No text layer: a scanned PDF.
     _require_ocr("the PDF has no text layer (scanned pages)")
+    _within_ocr_limit(pages, options, "the PDF has no text layer")
     return call_partition(path, name=name, strategy="ocr_only", options=options), "ocr_only"
+
+
+def _within_ocr_limit(pages: int | None, options: PartitionOptions, why: str) -> None:
+    if pages and pages > options.max_ocr_pages:
+        from docmill.documents.pdf import ocr_limit_reason
+
+        raise DocumentTooLarge(ocr_limit_reason(pages, options.max_ocr_pages, why))
 
 
 def _require_ocr(why: str) -> None:

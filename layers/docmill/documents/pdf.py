@@ -16,8 +16,14 @@ class PdfInfo:
     pages: int
 
 
-def inspect_pdf(data: bytes, *, max_pages: int, strict: bool = True) -> PdfInfo:
+def inspect_pdf(
+    data: bytes, *, max_pages: int, strict: bool = True, max_ocr_pages: int | None = None, strategy: str = "auto"
+) -> PdfInfo:
     """Page count, or a ``DocumentError`` for encrypted, damaged or over-long PDFs.
+
+    ``max_ocr_pages`` refuses, before any page is rendered, a PDF that would need OCR on more
+    pages than that: one read with the ``ocr_only`` strategy, or one with no font at all (no
+    text layer can exist without one), such as thousands of blank pages.
 
     ``strict`` refuses files whose structure readers must repair (a trailer without its
     ``startxref`` offset, damaged streams): their text may come out incomplete or in the
@@ -37,14 +43,47 @@ def inspect_pdf(data: bytes, *, max_pages: int, strict: bool = True) -> PdfInfo:
             raise EncryptedDocument(
                 "the PDF is encrypted with an owner password (copy protection); docmill does not bypass it"
             )
-        pages = len(pdf.pages)
+        try:
+            pages = len(pdf.pages)
+        except pikepdf.PdfError as exc:  # e.g. a /Pages tree whose /Kids lead back to itself
+            raise CorruptDocument(f"the PDF's page tree is damaged: {_short(exc)}") from exc
         if pages > max_pages:
             raise DocumentTooLarge(f"{pages} pages is over the limit of {max_pages} (raise --max-pages)")
+        if max_ocr_pages is not None and pages > max_ocr_pages and strategy != "fast":
+            if strategy == "ocr_only":
+                raise DocumentTooLarge(ocr_limit_reason(pages, max_ocr_pages, "the strategy is ocr_only"))
+            if not _has_fonts(pdf):
+                raise DocumentTooLarge(ocr_limit_reason(pages, max_ocr_pages, "the PDF has no fonts, so no text layer"))
         if strict:
             _check_structure(data, pdf)
     if pages == 0:
         raise CorruptDocument("the PDF has no pages")
     return PdfInfo(pages=pages)
+
+
+def ocr_limit_reason(pages: int, max_ocr_pages: int, why: str) -> str:
+    return (
+        f"{why}: reading it needs OCR of {pages} pages, over the limit of {max_ocr_pages} "
+        "(raise --max-ocr-pages)"
+    )
+
+
+def _has_fonts(pdf) -> bool:  # noqa: ANN001 - pikepdf.Pdf
+    """Whether any object is a font or names one in its resources (pages, inherited
+    resources, form XObjects). Text is drawn only with a font, so without one there is none."""
+    import pikepdf
+
+    for obj in pdf.objects:
+        if not isinstance(obj, (pikepdf.Dictionary, pikepdf.Stream)):
+            continue
+        if obj.get("/Type") == pikepdf.Name.Font:
+            return True
+        resources = obj.get("/Resources")
+        if isinstance(resources, pikepdf.Dictionary):
+            fonts = resources.get("/Font")
+            if isinstance(fonts, pikepdf.Dictionary) and len(fonts.keys()) > 0:
+                return True
+    return False
 
 
 def _check_structure(data: bytes, pdf) -> None:  # noqa: ANN001 - pikepdf.Pdf
@@ -65,5 +104,5 @@ def _check_structure(data: bytes, pdf) -> None:  # noqa: ANN001 - pikepdf.Pdf
 def _short(exc: object) -> str:
     text = str(exc)
     # qpdf prefixes messages with the file name, which is a temp path here.
-    text = re.sub(r"^(WARNING: )?(stream )?(<[^>]*>|\S+?)\s*(\((offset \d+)\))?:\s*", r"\5: ", text).lstrip(": ")
+    text = re.sub(r"^(WARNING: )?(stream )?(<[^>]*>|\S+?)\s*(\((offset \d+|object \d+ \d+)\))?:\s*", r"\5: ", text).lstrip(": ")
     return text[:200]

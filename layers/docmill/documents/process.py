@@ -76,10 +76,13 @@ def check_file(path: Path, source: SourceDescriptor, options: IngestOptions, len
         )
     data = path.read_bytes()
     sha = hashlib.sha256(data).hexdigest()
-    kind = detect(source.name, data)
+    kind = detect(source.name, data, popts)
     pdf_pages = None
     if kind.file_type == "pdf":
-        pdf_pages = inspect_pdf(data, max_pages=popts.max_pages, strict=not lenient_pdf).pages
+        pdf_pages = inspect_pdf(
+            data, max_pages=popts.max_pages, strict=not lenient_pdf, max_ocr_pages=popts.max_ocr_pages,
+            strategy=popts.pdf_strategy,
+        ).pages
     del data  # partitioning re-reads from disk; don't hold two copies of a large file
     return CheckedFile(sha256=sha, kind=kind, pdf_pages=pdf_pages, seconds=time.perf_counter() - started)
 
@@ -124,7 +127,7 @@ def process_file(
     checked = check_file(path, source, options, lenient_pdf)
     kind = checked.kind
     clock = time.perf_counter()
-    elements, strategy = partition_file(path, kind, popts, name=source.name)
+    elements, strategy = partition_file(path, kind, popts, name=source.name, pages=checked.pdf_pages)
     partitioned = time.perf_counter()
     elements = clean_elements(elements, drop_headers_footers=popts.clean_headers_footers)
     cleaned = time.perf_counter()

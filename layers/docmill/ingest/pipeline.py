@@ -19,12 +19,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,6 +31,7 @@ from typing import Any, Protocol
 from docmill import __version__
 from docmill.clock import utc_iso, utc_now
 from docmill.config import IngestOptions
+from docmill.documents.filetypes import SUPPORTED, TEXT_TYPES, extension_of
 from docmill.documents.process import CheckedFile, ProcessedDocument, check_file, process_file, sha256_file
 from docmill.documents.split import (
     PartitionedRange,
@@ -44,7 +44,7 @@ from docmill.documents.split import (
 from docmill.embeddings.base import Embedder
 from docmill.errors import DocmillError, DocumentError
 from docmill.ingest.sources import SourceRef, discover_sources, prune_scopes, source_id_for
-from docmill.ingest.workers import die_with_parent
+from docmill.ingest.workers import WorkerPool
 from docmill.models import FileResult, IngestReport
 from docmill.names import collection_prefix, validate_name
 from docmill.storage import ObjectStore
@@ -60,9 +60,23 @@ class IngestProgress(Protocol):
 
 
 SMALL_BATCH_BYTES = 512 * 1024
+# With per-file limits on, plain text runs in-process only up to this much in all: the slowest
+# text measured (one-line paragraphs, each classified by Unstructured) parses at ~200 KB in
+# 45 s and +180 MB on a loaded 2-core machine, so 64 KB stays well inside the default limits.
+INLINE_TEXT_BYTES = 64 * 1024
+LIMIT_FIELDS = {"max_file_bytes", "max_pages", "max_ocr_pages", "max_unzipped_bytes", "max_zip_ratio", "max_zip_members"}
 # A PDF at least this large counts as splittable when choosing how many workers to start (its
 # page count decides once it is open), so one large PDF alone still gets parallel workers.
 SPLIT_CANDIDATE_BYTES = 256 * 1024
+
+
+def _warm_worker() -> None:
+    """Run once in each worker before its first file: the imports every partition needs, so
+    the memory they take is the worker's baseline, not charged to the first file."""
+    from docmill.documents.unstructured_setup import configure_unstructured
+
+    configure_unstructured()
+    import unstructured.partition.auto  # noqa: F401
 
 
 def _check_worker(path: str, descriptor: Any, options: IngestOptions, lenient_pdf: bool) -> CheckedFile:
@@ -156,7 +170,7 @@ class Ingestor:
             else:
                 todo.append(ref)
         workers = self._worker_count(todo)
-        if workers <= 1:
+        if workers <= 1 and self._inline_is_safe(todo):
             for ref in todo:
                 self._finish(report, self._complete(self._run_inline(ref)))
         else:
@@ -211,7 +225,8 @@ class Ingestor:
     def _settings_summary(self) -> dict[str, Any]:
         return {
             "chunking": self.options.chunking.model_dump(),
-            "partition": self.options.partition.model_dump(exclude={"max_file_bytes", "max_pages"}),
+            # Limits decide whether a file is refused, not what an accepted file yields.
+            "partition": self.options.partition.model_dump(exclude=LIMIT_FIELDS),
             "embedding_model": self._embedding_model_id(),
             "lenient_pdf": self.lenient_pdf,
         }
@@ -243,6 +258,21 @@ class Ingestor:
         # A large PDF is split into page ranges, so it alone can keep every worker busy.
         units = sum(wanted if _split_candidate(r) else 1 for r in todo)
         return max(1, min(wanted, units))
+
+    def _inline_is_safe(self, todo: Sequence[SourceRef]) -> bool:
+        """Whether a batch may run in this process, outside the per-file limits.
+
+        A limit can only be enforced on a process that can be killed without losing the run,
+        so with limits on, only a few KB of plain text runs here: nothing in it expands (its
+        bytes are decoded by the checks before any parser sees them), so its cost is bounded
+        by its size (INLINE_TEXT_BYTES in all). Anything that can expand (ZIP packages, PDFs,
+        images for OCR, e-mail) goes to a limited worker, even alone: one spawn (a few seconds)
+        is the price of a bomb not taking down the run."""
+        options = self.options
+        if not (options.file_timeout_s or options.file_memory_mb):
+            return True
+        plain = all(SUPPORTED.get(extension_of(r.descriptor.name), ("", False))[0] in TEXT_TYPES for r in todo)
+        return plain and sum(r.descriptor.size or 0 for r in todo) < INLINE_TEXT_BYTES
 
     def _state_key(self, source_uri: str) -> str:
         return f"sources/{source_id_for(source_uri)}/source.json"
@@ -312,9 +342,6 @@ class Ingestor:
         return pending
 
     def _run_parallel(self, todo: list[SourceRef], workers: int, report: IngestReport) -> None:
-        # spawn, not fork: the parent may hold torch threads, and forking those deadlocks.
-        # (No max_tasks_per_child: on Python 3.11 recycling workers can hang the pool.)
-        ctx = multiprocessing.get_context("spawn")
         # Largest first, so one big file does not start last and leave the other cores idle.
         queue = sorted(todo, key=lambda r: -(r.descriptor.size or 0))
         in_flight: dict[Future[Any], _Pending] = {}
@@ -325,12 +352,15 @@ class Ingestor:
         # letting the embedder's threads fight the workers (bench/ingest.py).
         cores = len(os.sched_getaffinity(0))
         self._embed_threads = max(1, cores - workers)
-        # Workers die with this process, even on kill -9 (docmill.ingest.workers).
-        pool_args: dict[str, Any] = {"initializer": die_with_parent, "initargs": (os.getpid(),)}
         if self._embedder is not None:
             self._embedder.set_threads(self._embed_threads)
         try:
-            with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, **pool_args) as pool:
+            # Spawned workers that die with this process, even on kill -9, and are killed and
+            # replaced when one file goes past its time or memory limit (docmill.ingest.workers).
+            with WorkerPool(
+                workers, timeout_s=self.options.file_timeout_s, memory_mb=self.options.file_memory_mb,
+                warm_up=_warm_worker,
+            ) as pool:
                 while queue or in_flight:
                     while queue and active < max_in_flight:
                         pending = self._submit(pool, queue.pop(0), workers)
@@ -374,7 +404,7 @@ class Ingestor:
         split = pending.split
         return [split.check, *split.parts, *([split.whole] if split.whole is not None else [])]
 
-    def _submit(self, pool: ProcessPoolExecutor, ref: SourceRef, workers: int) -> _Pending:
+    def _submit(self, pool: WorkerPool, ref: SourceRef, workers: int) -> _Pending:
         pending = _Pending(ref=ref, started=time.perf_counter())
         if self.progress:
             self.progress.file_started(ref.uri)
@@ -406,7 +436,7 @@ class Ingestor:
                 pending.cleanup = None
         return pending
 
-    def _split_progress(self, pool: ProcessPoolExecutor, pending: _Pending, future: Future[Any]) -> list[Future[Any]]:
+    def _split_progress(self, pool: WorkerPool, pending: _Pending, future: Future[Any]) -> list[Future[Any]]:
         """Take one finished task of a split PDF; embed the chunks it completes. Returns new tasks."""
         split = pending.split
         if split is None:
