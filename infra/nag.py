@@ -357,9 +357,6 @@ CHECKOV_ACKS: list[tuple[str, str, str, str]] = [
     ("CKV_AWS_173", "AWS::Lambda::Function", r".",
      "Environment variables hold resource names and ARNs only, never secrets (those are read from Secrets Manager "
      "at run time); Lambda encrypts them at rest with the AWS managed key."),
-    ("CKV_AWS_158", "AWS::Logs::LogGroup", r".",
-     PENDING + "log groups are encrypted at rest by CloudWatch Logs with service keys; moving them to the stage's "
-     "KMS key needs a key policy for logs.<region>.amazonaws.com first."),
     ("CKV_AWS_317", "AWS::OpenSearchService::Domain", r".",
      PENDING + "audit logs need fine-grained access control's audit configuration and an AUDIT_LOGS publishing "
      "option; search/index slow logs and application logs are published today."),
