@@ -357,9 +357,6 @@ CHECKOV_ACKS: list[tuple[str, str, str, str]] = [
     ("CKV_AWS_173", "AWS::Lambda::Function", r".",
      "Environment variables hold resource names and ARNs only, never secrets (those are read from Secrets Manager "
      "at run time); Lambda encrypts them at rest with the AWS managed key."),
-    ("CKV_AWS_317", "AWS::OpenSearchService::Domain", r".",
-     PENDING + "audit logs need fine-grained access control's audit configuration and an AUDIT_LOGS publishing "
-     "option; search/index slow logs and application logs are published today."),
     ("CKV_AWS_370", "AWS::SageMaker::Model", r".",
      "A Hugging Face Hub model: the TGI container downloads its weights from huggingface.co at start, which "
      "network isolation forbids; S3 weights (llm.model_s3_uri) run isolated."),

@@ -164,6 +164,9 @@ class VectorSearchDomain(Construct):
         multi_az = config.data_nodes > 1 and len(network.vpc.availability_zones) > 1
         slow_logs = log_groups.create(self, "SlowLogs", removal=removal)
         app_logs = log_groups.create(self, "AppLogs", removal=removal)
+        # Who called what on the domain (fine-grained access control's audit log): publishing is
+        # switched on here; which categories are recorded is the security plugin's audit config.
+        audit_logs = log_groups.create(self, "AuditLogs", removal=removal)
         self.domain = opensearch.Domain(
             self,
             "Domain",
@@ -207,6 +210,8 @@ class VectorSearchDomain(Construct):
                 slow_index_log_group=slow_logs,
                 app_log_enabled=True,
                 app_log_group=app_logs,
+                audit_log_enabled=True,
+                audit_log_group=audit_logs,
             ),
             removal_policy=removal,
         )
