@@ -371,8 +371,6 @@ CHECKOV_ACKS: list[tuple[str, str, str, str]] = [
     ("CKV_AWS_27", "AWS::SQS::Queue", r".",
      PENDING + "S3 event notifications into a KMS-encrypted queue need the key policy to admit s3.amazonaws.com; "
      "the messages carry bucket and key names only, no document content."),
-    ("CKV_AWS_149", "AWS::SecretsManager::Secret", r"MasterUser",
-     PENDING + "the OpenSearch master user secret uses the Secrets Manager AWS managed key, not the stage's key."),
     ("CKV_AWS_33", "AWS::KMS::Key", r".",
      PENDING + "to review: CDK's default key policy delegates to IAM through the account root principal, "
      "which checkov may read as a wildcard; not yet confirmed statement by statement."),

@@ -153,6 +153,9 @@ class VectorSearchDomain(Construct):
             self,
             "MasterUser",
             description="docmill OpenSearch fine-grained access control master user",
+            # The stage's data key (None: the Secrets Manager AWS managed key); grant_read below
+            # then gives the index function kms:Decrypt through Secrets Manager only.
+            encryption_key=key,
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({"username": config.master_user_name}),
                 generate_string_key="password",

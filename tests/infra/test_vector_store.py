@@ -28,6 +28,7 @@ def test_domain_is_in_the_vpc_encrypted_https_only_with_fine_grained_access(synt
     assert d["VPCOptions"]["SubnetIds"] and d["VPCOptions"]["SecurityGroupIds"]
     (secret,) = synth.resources("AWS::SecretsManager::Secret").values()
     assert secret["Properties"]["GenerateSecretString"]["GenerateStringKey"] == "password"
+    assert secret["Properties"]["KmsKeyId"]["Fn::GetAtt"][0].startswith("StorageDataKey")
 
 
 def test_domain_security_group_admits_https_from_workloads_only(synth: Synth) -> None:
