@@ -368,9 +368,6 @@ CHECKOV_ACKS: list[tuple[str, str, str, str]] = [
     ("CKV_AWS_21", "AWS::S3::Bucket", r"^WebSite",
      "The web app's static files are redeployed from the repository on every deploy (the source of truth); "
      "old versions have nothing to restore."),
-    ("CKV_AWS_27", "AWS::SQS::Queue", r".",
-     PENDING + "S3 event notifications into a KMS-encrypted queue need the key policy to admit s3.amazonaws.com; "
-     "the messages carry bucket and key names only, no document content."),
     ("CKV_AWS_33", "AWS::KMS::Key", r".",
      PENDING + "to review: CDK's default key policy delegates to IAM through the account root principal, "
      "which checkov may read as a wildcard; not yet confirmed statement by statement."),

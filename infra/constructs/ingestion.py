@@ -28,6 +28,7 @@ from infra.config import IngestionConfig
 from infra.constructs.log_groups import LogGroups
 from infra.constructs.network import Network
 from infra.constructs.runtime_code import RuntimeCode
+from infra.constructs.storage import grant_produce, producer_view
 from infra.errors import task_retry_errors
 
 PROCESS_CONTAINER = "process"
@@ -108,9 +109,10 @@ class Ingestion(Construct):
             tracing=trace,
             log_group=self.log_groups["process"],
             retry_attempts=2,
-            on_failure=destinations.SqsDestination(dlq),
+            on_failure=destinations.SqsDestination(producer_view(dlq)),
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": "process_document"},
         )
+        grant_produce(dlq, self.process)
         self.process.grant_invoke(self.route)
 
         self.cluster = ecs.Cluster(

@@ -153,6 +153,7 @@ class DocmillStack(Stack):
                 sources=sources,
                 vpc_subnets=self.network.private_subnets,
                 security_groups=[self.network.workload_sg],
+                queue_key=storage.queue_key,
             )
             storage.grant_read_write(self.connectors.task_role, storage.raw)
             storage.grant_delete(self.connectors.task_role, storage.raw)  # deleted at the source

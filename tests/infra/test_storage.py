@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, as_list
 
 
 def _buckets(synth: Synth) -> dict[str, dict]:
@@ -112,8 +112,22 @@ def test_queue_redrives_to_the_dlq_and_both_are_encrypted(synth: Synth) -> None:
     redrive = events["Properties"]["RedrivePolicy"]
     assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_lid, "Arn"]}, "maxReceiveCount": 3}
     assert events["Properties"]["VisibilityTimeout"] >= 6 * 60  # >= 6 x route timeout
-    for queue in queues.values():
-        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    # Every queue (events, its DLQ, the connectors' schedule DLQ) uses the queue key, not the data key.
+    (key_lid,) = [lid for lid in synth.resources("AWS::KMS::Key") if lid.startswith("StorageQueueKey")]
+    for lid, queue in queues.items():
+        assert queue["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_lid, "Arn"]}, lid
+
+
+def test_the_queue_key_admits_s3_only_to_encrypt_and_decrypt_event_notifications(synth: Synth) -> None:
+    # Given the queue key's policy
+    (key,) = [k for lid, k in synth.resources("AWS::KMS::Key").items() if lid.startswith("StorageQueueKey")]
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    # When the statements naming a service are read
+    services = [st for st in statements if "Service" in st["Principal"]]
+    # Then S3 is the one service, with the two calls an SSE-KMS queue needs from a sender
+    # (one identical statement per event notification that binds the queue)
+    assert {st["Principal"]["Service"] for st in services} == {"s3.amazonaws.com"}
+    assert all(sorted(as_list(st["Action"])) == ["kms:Decrypt", "kms:GenerateDataKey*"] for st in services)
 
 
 def test_dev_stage_auto_deletes_buckets_and_prod_retains_them(synth: Synth) -> None:
