@@ -23,13 +23,13 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra import paths
 from infra.config import ChatApiConfig
-from infra.constructs.network import Network, retention
+from infra.constructs.log_groups import LogGroups
+from infra.constructs.network import Network
 from infra.constructs.runtime_code import RuntimeCode
 
 HEALTH_PATH = "/api/v1/health"
@@ -51,14 +51,13 @@ class ChatApi(Construct):
         code: RuntimeCode,
         network: Network,
         key: kms.IKey | None,
-        log_retention_days: int,
+        log_groups: LogGroups,
         removal: RemovalPolicy,
         tracing: bool,
         common_env: dict[str, str],
         generation: sfn.IStateMachine | None = None,
     ) -> None:
         super().__init__(scope, id)
-        keep = retention(log_retention_days)
 
         # A plain table: a TableV2 (global table) cannot render its SSE replica in a region-agnostic
         # stack, which `python app.py` and `cdk synth` without a configured region produce.
@@ -109,7 +108,7 @@ class ChatApi(Construct):
             prevent_user_existence_errors=True,
         )
 
-        self.log_group = logs.LogGroup(self, "FunctionLogs", retention=keep, removal_policy=removal)
+        self.log_group = log_groups.create(self, "FunctionLogs", removal=removal)
         env = {
             **common_env,
             "POWERTOOLS_SERVICE_NAME": "chat_api",
@@ -176,7 +175,7 @@ class ChatApi(Construct):
         self.http_api.add_routes(path="/api/{proxy+}", methods=[apigw.HttpMethod.ANY], integration=integration)
         self.http_api.add_routes(path=HEALTH_PATH, methods=[apigw.HttpMethod.GET], integration=integration,
                                  authorizer=apigw.HttpNoneAuthorizer())
-        self.access_logs = logs.LogGroup(self, "AccessLogs", retention=keep, removal_policy=removal)
+        self.access_logs = log_groups.create(self, "AccessLogs", removal=removal)
         self.stage = apigw.HttpStage(
             self, "Stage", http_api=self.http_api, stage_name="$default", auto_deploy=True,
             throttle=apigw.ThrottleSettings(rate_limit=config.throttle_rate_per_second,

@@ -32,11 +32,14 @@ from aws_cdk import Acknowledgment, Duration, RemovalPolicy, TimeZone, Validatio
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_scheduler as scheduler
 from aws_cdk import aws_scheduler_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
+
+from infra.constructs.storage import grant_produce, producer_view
 
 CONTEXT_KEY = "docmill:connectors"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -97,6 +100,7 @@ class SourceConnectors(Construct):
         vpc_subnets: ec2.SubnetSelection | None = None,
         security_groups: Sequence[ec2.ISecurityGroup] | None = None,
         retry_attempts: int = 2,
+        queue_key: kms.IKey | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         schedules = [ConnectorSchedule.from_value(s) for s in sources]
@@ -124,7 +128,8 @@ class SourceConnectors(Construct):
 
         self.dead_letter_queue = sqs.Queue(
             self, "ScheduleDlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=sqs.QueueEncryption.KMS if queue_key is not None else sqs.QueueEncryption.SQS_MANAGED,
+            encryption_master_key=queue_key,
             enforce_ssl=True,
             retention_period=Duration.days(14),
             removal_policy=RemovalPolicy.DESTROY,
@@ -133,6 +138,7 @@ class SourceConnectors(Construct):
             id="AwsSolutions-SQS3",
             reason="This queue is itself the dead-letter queue of the sync schedules; it has no consumer to fail.",
         ))
+        grant_produce(self.dead_letter_queue, self.scheduler_role)
         self.schedule_group = scheduler.ScheduleGroup(self, "Group", removal_policy=RemovalPolicy.DESTROY)
 
         self.schedules: dict[str, scheduler.Schedule] = {}
@@ -147,7 +153,7 @@ class SourceConnectors(Construct):
                 input=scheduler.ScheduleTargetInput.from_object(
                     {"containerOverrides": [{"name": container, "command": command}]}
                 ),
-                dead_letter_queue=self.dead_letter_queue,
+                dead_letter_queue=producer_view(self.dead_letter_queue),
                 retry_attempts=retry_attempts,
                 max_event_age=Duration.hours(1),
                 role=self.scheduler_role,

@@ -22,14 +22,13 @@ from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
 from constructs import Construct
 
 from infra import paths
-from infra.constructs.network import retention
+from infra.constructs.log_groups import LogGroups
 from infra.constructs.runtime_code import RuntimeCode
 from infra.constructs.storage import KMS_READ, KMS_WRITE, grant_objects
 from infra.errors import task_retry_errors
@@ -57,7 +56,7 @@ class FineTuning(Construct):
         access_logs: s3.IBucket,
         instance_type: str = "g5.xlarge",
         max_training_hours: int = 6,
-        log_retention_days: int,
+        log_groups: LogGroups,
         removal: RemovalPolicy,
         tracing: bool,
         common_env: dict[str, str],
@@ -135,7 +134,7 @@ class FineTuning(Construct):
         )
 
         # -- evaluation: record base vs tuned metrics in the job record ---------------------------
-        self.log_group = logs.LogGroup(self, "WorkflowLogs", retention=retention(log_retention_days), removal_policy=removal)
+        self.log_group = log_groups.create(self, "WorkflowLogs", removal=removal)
         self.evaluate = lambda_.Function(
             self,
             "Evaluate",
@@ -147,7 +146,7 @@ class FineTuning(Construct):
             memory_size=512,
             timeout=Duration.minutes(1),
             tracing=lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED,
-            log_group=logs.LogGroup(self, "EvaluateLogs", retention=retention(log_retention_days), removal_policy=removal),
+            log_group=log_groups.create(self, "EvaluateLogs", removal=removal),
             environment={
                 **common_env,
                 "POWERTOOLS_SERVICE_NAME": "finetune_evaluate",

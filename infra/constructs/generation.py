@@ -25,9 +25,8 @@ from __future__ import annotations
 
 from typing import cast
 
-from aws_cdk import CfnResource, Duration, RemovalPolicy
+from aws_cdk import CfnResource, Duration
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -35,7 +34,8 @@ from constructs import Construct, IConstruct
 
 from infra import paths
 from infra.config import GenerationStageConfig
-from infra.constructs.network import Network, retention
+from infra.constructs.log_groups import LogGroups
+from infra.constructs.network import Network
 from infra.constructs.runtime_code import RuntimeCode
 from infra.constructs.storage import WORK_PREFIX
 from infra.errors import batch_retry_errors, task_retry_errors
@@ -57,21 +57,13 @@ class GenerationWorkflow(Construct):
         code: RuntimeCode,
         network: Network,
         datasets: s3.IBucket,
-        log_retention_days: int,
-        removal: RemovalPolicy,
+        log_groups: LogGroups,
         tracing: bool,
         common_env: dict[str, str],
     ) -> None:
         super().__init__(scope, id)
         trace = lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED
-        self.log_group = logs.LogGroup(
-            self, "WorkflowLogs", retention=retention(log_retention_days), removal_policy=removal
-        )
-
-        def fn_logs(name: str) -> logs.LogGroup:
-            return logs.LogGroup(
-                self, f"{name}Logs", retention=retention(log_retention_days), removal_policy=removal
-            )
+        self.log_group = log_groups.create(self, "WorkflowLogs")
 
         self.plan = lambda_.Function(
             self,
@@ -84,7 +76,7 @@ class GenerationWorkflow(Construct):
             memory_size=1024,
             timeout=Duration.minutes(5),
             tracing=trace,
-            log_group=fn_logs("Plan"),
+            log_group=log_groups.create(self, "PlanLogs"),
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": "generation_plan"},
         )
         self.generate_batch = lambda_.DockerImageFunction(
@@ -100,7 +92,7 @@ class GenerationWorkflow(Construct):
             vpc_subnets=network.private_subnets,
             security_groups=[network.workload_sg],
             tracing=trace,
-            log_group=fn_logs("GenerateBatch"),
+            log_group=log_groups.create(self, "GenerateBatchLogs"),
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": "generation_batch"},
         )
         self.assemble = lambda_.DockerImageFunction(
@@ -114,7 +106,7 @@ class GenerationWorkflow(Construct):
             ephemeral_storage_size=None,
             timeout=Duration.seconds(config.assemble_timeout_seconds),
             tracing=trace,
-            log_group=fn_logs("Assemble"),
+            log_group=log_groups.create(self, "AssembleLogs"),
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": "generation_assemble"},
         )
         self.task_functions = {

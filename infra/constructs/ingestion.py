@@ -12,13 +12,12 @@ Contract with the runtime (issue #5), all strings in the environment:
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Size, Stack
+from aws_cdk import Duration, Size, Stack
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import aws_stepfunctions_tasks as tasks
@@ -26,8 +25,10 @@ from constructs import Construct
 
 from infra import paths
 from infra.config import IngestionConfig
-from infra.constructs.network import Network, retention
+from infra.constructs.log_groups import LogGroups
+from infra.constructs.network import Network
 from infra.constructs.runtime_code import RuntimeCode
+from infra.constructs.storage import grant_produce, producer_view
 from infra.errors import task_retry_errors
 
 PROCESS_CONTAINER = "process"
@@ -48,8 +49,7 @@ class Ingestion(Construct):
         network: Network,
         queue: sqs.IQueue,
         dlq: sqs.IQueue,
-        log_retention_days: int,
-        removal: RemovalPolicy,
+        log_groups: LogGroups,
         tracing: bool,
         common_env: dict[str, str],
     ) -> None:
@@ -58,9 +58,7 @@ class Ingestion(Construct):
         self._network = network
         trace = lambda_.Tracing.ACTIVE if tracing else lambda_.Tracing.DISABLED
         self.log_groups = {
-            name: logs.LogGroup(
-                self, f"{name.title()}Logs", retention=retention(log_retention_days), removal_policy=removal
-            )
+            name: log_groups.create(self, f"{name.title()}Logs")
             for name in ("route", "process", "task", "workflow")
         }
 
@@ -111,9 +109,10 @@ class Ingestion(Construct):
             tracing=trace,
             log_group=self.log_groups["process"],
             retry_attempts=2,
-            on_failure=destinations.SqsDestination(dlq),
+            on_failure=destinations.SqsDestination(producer_view(dlq)),
             environment={**common_env, "POWERTOOLS_SERVICE_NAME": "process_document"},
         )
+        grant_produce(dlq, self.process)
         self.process.grant_invoke(self.route)
 
         self.cluster = ecs.Cluster(
@@ -146,7 +145,7 @@ class Ingestion(Construct):
 
         self.state_machine: sfn.StateMachine | None = None
         if config.large_file_workflow:
-            self.state_machine = self._large_file_workflow(log_retention_days, tracing)
+            self.state_machine = self._large_file_workflow(tracing)
             self.state_machine.grant_start_execution(self.route)
         else:
             self.task_definition.grant_run(self.route)
@@ -183,7 +182,7 @@ class Ingestion(Construct):
         """Principals that read raw objects and write processed output / the index."""
         return [self.process, self.task_definition.task_role]
 
-    def _large_file_workflow(self, log_retention_days: int, tracing: bool) -> sfn.StateMachine:
+    def _large_file_workflow(self, tracing: bool) -> sfn.StateMachine:
         """Input ``{"bucket", "key", "version_id", "size", "estimated_pages"?}`` (version_id "" if none)."""
         cfg = self.config
         invoke = tasks.LambdaInvoke(

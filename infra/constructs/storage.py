@@ -11,6 +11,8 @@ Object events go S3 -> SQS directly (not EventBridge) because:
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -27,7 +29,8 @@ WORK_PREFIX = "_work/"
 
 class Storage(Construct):
     """Attributes: ``raw``, ``processed``, ``datasets``, ``access_logs`` (buckets), ``key`` (KMS key or
-    None for SSE-S3), ``queue`` (object events) and ``dlq``."""
+    None for SSE-S3), ``queue`` (object events), ``dlq`` and ``queue_key`` (their KMS key, or None
+    for SQS-managed encryption where the stage encrypts with SSE-S3)."""
 
     def __init__(self, scope: Construct, id: str, *, config: StorageConfig) -> None:
         super().__init__(scope, id)
@@ -106,11 +109,27 @@ class Storage(Construct):
             ],
         )
 
+        # The queues get a key of their own, not the data key: S3 must be admitted to the key
+        # that encrypts its event notifications (s3n.SqsDestination adds the AWS-documented
+        # statement for s3.amazonaws.com), and that grant should reach bucket and object names,
+        # nothing of the documents themselves.
+        self.queue_key: kms.Key | None = None
+        queue_encryption = sqs.QueueEncryption.SQS_MANAGED
+        if config.encryption == "kms":
+            self.queue_key = kms.Key(
+                self,
+                "QueueKey",
+                enable_key_rotation=True,
+                removal_policy=removal,
+                description="docmill queues (object events and dead letters: bucket and key names only)",
+            )
+            queue_encryption = sqs.QueueEncryption.KMS
         self.dlq = sqs.Queue(
             self,
             "EventsDlq",
             retention_period=Duration.days(config.dlq_retention_days),
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=queue_encryption,
+            encryption_master_key=self.queue_key,
             enforce_ssl=True,
         )
         self.queue = sqs.Queue(
@@ -119,8 +138,9 @@ class Storage(Construct):
             # >= the route Lambda timeout x 6 is AWS's advice; the config default (900 s) covers route's 60 s.
             visibility_timeout=Duration.seconds(config.queue_visibility_timeout_seconds),
             retention_period=Duration.days(4),
-            # SSE-SQS: S3 can publish to it without a KMS key policy grant.
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            encryption=queue_encryption,
+            encryption_master_key=self.queue_key,
+            # Messages are encrypted with data keys reused for 5 minutes (the default): fewer KMS calls.
             enforce_ssl=True,
             dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=config.max_receive_count),
         )
@@ -224,4 +244,28 @@ def grant_objects(
                 actions=KMS_WRITE if (write or delete) else KMS_READ,
                 resources=[key.key_arn],
             )
+        )
+
+
+# -- queues ---------------------------------------------------------------------------------------
+# CDK's queue.grant_send_messages adds kms:ReEncrypt* and kms:GenerateDataKey* for a KMS-encrypted
+# queue. Producers that CDK wires itself (a Lambda on-failure destination, a Scheduler DLQ) are
+# given ``producer_view(queue)`` instead, a reference without the key, so CDK grants the SQS
+# action alone, and ``grant_produce`` adds the two KMS calls a producer makes on the queue's key.
+QUEUE_PRODUCER_KMS = ["kms:GenerateDataKey", "kms:Decrypt"]
+
+
+def producer_view(queue: sqs.IQueue) -> sqs.IQueue:
+    """The same queue as an ARN reference (no key), for CDK integrations that send to it."""
+    existing = queue.node.try_find_child("ProducerView")
+    if existing is not None:
+        return cast(sqs.IQueue, existing)
+    return sqs.Queue.from_queue_arn(queue, "ProducerView", queue.queue_arn)
+
+
+def grant_produce(queue: sqs.IQueue, grantee: iam.IGrantable) -> None:
+    """The KMS calls a producer of an SSE-KMS queue makes, on that queue's key only."""
+    if queue.encryption_master_key is not None:
+        grantee.grant_principal.add_to_principal_policy(
+            iam.PolicyStatement(actions=QUEUE_PRODUCER_KMS, resources=[queue.encryption_master_key.key_arn])
         )

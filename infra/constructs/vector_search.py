@@ -23,7 +23,6 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_opensearchserverless as aoss
 from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -32,7 +31,8 @@ from constructs import Construct
 
 from infra import paths
 from infra.config import VectorStoreConfig
-from infra.constructs.network import Network, retention
+from infra.constructs.log_groups import LogGroups
+from infra.constructs.network import Network
 
 
 class VectorSearchDomain(Construct):
@@ -48,7 +48,7 @@ class VectorSearchDomain(Construct):
         config: VectorStoreConfig,
         network: Network,
         key: kms.IKey | None,
-        log_retention_days: int,
+        log_groups: LogGroups,
         removal: RemovalPolicy,
         layer: lambda_.ILayerVersion | None = None,
     ) -> None:
@@ -89,22 +89,18 @@ class VectorSearchDomain(Construct):
             vpc_subnets=network.private_subnets,
             security_groups=[network.workload_sg],
             tracing=lambda_.Tracing.ACTIVE,
-            log_group=logs.LogGroup(
-                self, "CreateIndexLogs", retention=retention(log_retention_days), removal_policy=removal
-            ),
+            log_group=log_groups.create(self, "CreateIndexLogs", removal=removal),
         )
 
         if config.kind == "domain":
-            self._domain(config, network, key, log_retention_days, removal)
+            self._domain(config, network, key, log_groups, removal)
         else:
             self._serverless_endpoint(self._serverless(config, network, key, stack))
         self._provider = cr.Provider(
             self,
             "IndexProvider",
             on_event_handler=self.index_function,
-            log_group=logs.LogGroup(
-                self, "ProviderLogs", retention=retention(log_retention_days), removal_policy=removal
-            ),
+            log_group=log_groups.create(self, "ProviderLogs", removal=removal),
         )
 
     def finalize(self) -> CustomResource:
@@ -149,7 +145,7 @@ class VectorSearchDomain(Construct):
         config: VectorStoreConfig,
         network: Network,
         key: kms.IKey | None,
-        log_retention_days: int,
+        log_groups: LogGroups,
         removal: RemovalPolicy,
     ) -> None:
         self.service = "es"
@@ -157,6 +153,9 @@ class VectorSearchDomain(Construct):
             self,
             "MasterUser",
             description="docmill OpenSearch fine-grained access control master user",
+            # The stage's data key (None: the Secrets Manager AWS managed key); grant_read below
+            # then gives the index function kms:Decrypt through Secrets Manager only.
+            encryption_key=key,
             generate_secret_string=secretsmanager.SecretStringGenerator(
                 secret_string_template=json.dumps({"username": config.master_user_name}),
                 generate_string_key="password",
@@ -166,12 +165,11 @@ class VectorSearchDomain(Construct):
             ),
         )
         multi_az = config.data_nodes > 1 and len(network.vpc.availability_zones) > 1
-        slow_logs = logs.LogGroup(
-            self, "SlowLogs", retention=retention(log_retention_days), removal_policy=removal
-        )
-        app_logs = logs.LogGroup(
-            self, "AppLogs", retention=retention(log_retention_days), removal_policy=removal
-        )
+        slow_logs = log_groups.create(self, "SlowLogs", removal=removal)
+        app_logs = log_groups.create(self, "AppLogs", removal=removal)
+        # Who called what on the domain (fine-grained access control's audit log): publishing is
+        # switched on here; which categories are recorded is the security plugin's audit config.
+        audit_logs = log_groups.create(self, "AuditLogs", removal=removal)
         self.domain = opensearch.Domain(
             self,
             "Domain",
@@ -215,6 +213,8 @@ class VectorSearchDomain(Construct):
                 slow_index_log_group=slow_logs,
                 app_log_enabled=True,
                 app_log_group=app_logs,
+                audit_log_enabled=True,
+                audit_log_group=audit_logs,
             ),
             removal_policy=removal,
         )

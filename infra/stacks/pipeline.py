@@ -16,6 +16,7 @@ from infra.constructs.finetuning import FineTuning
 from infra.constructs.generation import GenerationWorkflow
 from infra.constructs.ingestion import Ingestion
 from infra.constructs.llm_endpoint import LlmEndpoint
+from infra.constructs.log_groups import LogGroups
 from infra.constructs.monitoring import Monitoring
 from infra.constructs.network import Network
 from infra.constructs.runtime_code import RuntimeCode
@@ -42,18 +43,20 @@ class DocmillStack(Stack):
             self.node.set_context(flag, True)
         self.config = config
         removal = RemovalPolicy.RETAIN if config.storage.retain_buckets else RemovalPolicy.DESTROY
-        log_removal = RemovalPolicy.DESTROY
-
-        self.network = Network(self, "Network", config=config.network, log_removal=log_removal)
-        self.code = RuntimeCode(self, "Code")
+        # Storage first: its data key encrypts the log groups of every construct after it.
         self.storage = Storage(self, "Storage", config=config.storage)
+        self.log_groups = LogGroups(
+            self, key=self.storage.key, retention_days=config.log_retention_days, removal=RemovalPolicy.DESTROY
+        )
+        self.network = Network(self, "Network", config=config.network, log_groups=self.log_groups)
+        self.code = RuntimeCode(self, "Code")
         self.vector_store = VectorSearchDomain(
             self,
             "VectorStore",  # the construct id keeps the deployed logical ids stable
             config=config.vector_store,
             network=self.network,
             key=self.storage.key,
-            log_retention_days=config.log_retention_days,
+            log_groups=self.log_groups,
             removal=removal,
             layer=self.code.layer,
         )
@@ -79,8 +82,7 @@ class DocmillStack(Stack):
             network=self.network,
             queue=storage.queue,
             dlq=storage.dlq,
-            log_retention_days=config.log_retention_days,
-            removal=log_removal,
+            log_groups=self.log_groups,
             tracing=config.tracing,
             common_env=common_env,
         )
@@ -91,8 +93,7 @@ class DocmillStack(Stack):
             code=self.code,
             network=self.network,
             datasets=storage.datasets,
-            log_retention_days=config.log_retention_days,
-            removal=log_removal,
+            log_groups=self.log_groups,
             tracing=config.tracing,
             common_env=common_env,
         )
@@ -106,7 +107,7 @@ class DocmillStack(Stack):
             datasets=storage.datasets,
             datasets_key=storage.key,
             access_logs=storage.access_logs,
-            log_retention_days=config.log_retention_days,
+            log_groups=self.log_groups,
             removal=removal,
             tracing=config.tracing,
             common_env=common_env,
@@ -152,6 +153,7 @@ class DocmillStack(Stack):
                 sources=sources,
                 vpc_subnets=self.network.private_subnets,
                 security_groups=[self.network.workload_sg],
+                queue_key=storage.queue_key,
             )
             storage.grant_read_write(self.connectors.task_role, storage.raw)
             storage.grant_delete(self.connectors.task_role, storage.raw)  # deleted at the source
@@ -165,7 +167,7 @@ class DocmillStack(Stack):
                 code=self.code,
                 network=self.network,
                 key=storage.key,
-                log_retention_days=config.log_retention_days,
+                log_groups=self.log_groups,
                 removal=removal,
                 tracing=config.tracing,
                 common_env=common_env,

@@ -50,6 +50,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     from infra.app import build_app, cdk_json_context
     from infra.config import LLMEndpointConfig, VectorStoreConfig, stage_config_from_context
     from infra.constructs.llm_endpoint import LlmEndpoint
+    from infra.constructs.log_groups import LogGroups
     from infra.constructs.network import Network
     from infra.constructs.storage import Storage
     from infra.constructs.vector_search import VectorSearchDomain
@@ -69,15 +70,16 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
     env = cdk.Environment(account=ACCOUNT, region=REGION)
     # Serverless vector store with one granted role.
     vs_stack = cdk.Stack(app, "variant-serverless", env=env)
-    network = Network(vs_stack, "Network", config=config.network, log_removal=cdk.RemovalPolicy.DESTROY)
     storage = Storage(vs_stack, "Storage", config=config.storage)
+    log_groups = LogGroups(vs_stack, key=storage.key, retention_days=7, removal=cdk.RemovalPolicy.DESTROY)
+    network = Network(vs_stack, "Network", config=config.network, log_groups=log_groups)
     vs = VectorSearchDomain(
         vs_stack,
         "VectorStore",
         config=VectorStoreConfig(kind="serverless"),
         network=network,
         key=storage.key,
-        log_retention_days=7,
+        log_groups=log_groups,
         removal=cdk.RemovalPolicy.DESTROY,
     )
     reader = iam.Role(vs_stack, "Reader", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.infra.conftest import Synth
+from tests.infra.conftest import Synth, as_list
 
 
 def _buckets(synth: Synth) -> dict[str, dict]:
@@ -112,8 +112,37 @@ def test_queue_redrives_to_the_dlq_and_both_are_encrypted(synth: Synth) -> None:
     redrive = events["Properties"]["RedrivePolicy"]
     assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": [dlq_lid, "Arn"]}, "maxReceiveCount": 3}
     assert events["Properties"]["VisibilityTimeout"] >= 6 * 60  # >= 6 x route timeout
-    for queue in queues.values():
-        assert queue["Properties"]["SqsManagedSseEnabled"] is True
+    # Every queue (events, its DLQ, the connectors' schedule DLQ) uses the queue key, not the data key.
+    (key_lid,) = [lid for lid in synth.resources("AWS::KMS::Key") if lid.startswith("StorageQueueKey")]
+    for lid, queue in queues.items():
+        assert queue["Properties"]["KmsMasterKeyId"] == {"Fn::GetAtt": [key_lid, "Arn"]}, lid
+
+
+QUEUE_KEY_USERS = {"AWS::SQS::Queue", "AWS::IAM::Policy"}
+
+
+def lid_of(resource: dict, synth: Synth) -> str:
+    return next(lid for lid, r in synth.template["Resources"].items() if r is resource)
+
+
+def key_ref(lid: str) -> str:
+    return f"'Fn::GetAtt': ['{lid}', 'Arn']"
+
+
+def test_the_queue_key_admits_s3_only_to_encrypt_and_decrypt_event_notifications(synth: Synth) -> None:
+    # Given the queue key's policy
+    (key,) = [k for lid, k in synth.resources("AWS::KMS::Key").items() if lid.startswith("StorageQueueKey")]
+    statements = key["Properties"]["KeyPolicy"]["Statement"]
+    # When the statements naming a service are read
+    services = [st for st in statements if "Service" in st["Principal"]]
+    # Then S3 is the one service, with the calls CDK's SqsDestination grants a sender (the AWS-documented
+    # Decrypt/GenerateDataKey, and its send grant, conditioned on the raw bucket); the key encrypts
+    # nothing but the queues, so this reaches bucket and object names only
+    assert {st["Principal"]["Service"] for st in services} == {"s3.amazonaws.com"}
+    allowed = {"kms:Decrypt", "kms:GenerateDataKey*", "kms:Encrypt", "kms:ReEncrypt*"}
+    assert all(set(as_list(st["Action"])) <= allowed for st in services)
+    users = {lid for lid, r in synth.template["Resources"].items() if key_ref(lid_of(key, synth)) in str(r)}
+    assert users and all(synth.template["Resources"][u]["Type"] in QUEUE_KEY_USERS for u in users)
 
 
 def test_dev_stage_auto_deletes_buckets_and_prod_retains_them(synth: Synth) -> None:

@@ -28,6 +28,7 @@ def test_domain_is_in_the_vpc_encrypted_https_only_with_fine_grained_access(synt
     assert d["VPCOptions"]["SubnetIds"] and d["VPCOptions"]["SecurityGroupIds"]
     (secret,) = synth.resources("AWS::SecretsManager::Secret").values()
     assert secret["Properties"]["GenerateSecretString"]["GenerateStringKey"] == "password"
+    assert secret["Properties"]["KmsKeyId"]["Fn::GetAtt"][0].startswith("StorageDataKey")
 
 
 def test_domain_security_group_admits_https_from_workloads_only(synth: Synth) -> None:
@@ -100,3 +101,15 @@ def test_serverless_collection_has_encryption_network_and_data_access_policies(s
     (index,) = synth.resources("Custom::DocmillIndex", tpl).values()
     assert index["Properties"]["Kind"] == "serverless"
     assert any(d.startswith("VectorStoreDataAccessPolicy") for d in index["DependsOn"])
+
+
+def test_domain_publishes_audit_logs_next_to_slow_and_application_logs(synth: Synth) -> None:
+    # Given the dev stage's domain
+    publishing = _domain(synth)["LogPublishingOptions"]
+    # When its log publishing options are read
+    # Then audit logs (fine-grained access control) are published too, each to an encrypted log group
+    assert set(publishing) == {"AUDIT_LOGS", "ES_APPLICATION_LOGS", "SEARCH_SLOW_LOGS", "INDEX_SLOW_LOGS"}
+    assert all(option["Enabled"] is True for option in publishing.values())
+    audit_group = publishing["AUDIT_LOGS"]["CloudWatchLogsLogGroupArn"]["Fn::GetAtt"][0]
+    assert audit_group.startswith("VectorStoreAuditLogs")
+    assert "KmsKeyId" in synth.template["Resources"][audit_group]["Properties"]
