@@ -15,8 +15,6 @@ import psutil
 import pytest
 
 from tests.reliability.hostile import blank_pdf
-import contextlib
-
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -34,12 +32,15 @@ def test_kill_9_of_the_ingest_process_takes_its_busy_workers_with_it(tmp_path):
         env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     workers: list[psutil.Process] = []
+    started: list[psutil.Process] = []  # the workers and the fork server they come from
     try:
         parent = psutil.Process(proc.pid)
-        deadline = time.monotonic() + 240  # spawn + imports on a loaded 2-core machine
+        deadline = time.monotonic() + 240  # start + imports on a loaded 2-core machine
         while time.monotonic() < deadline and len(workers) < 2:
             time.sleep(0.5)
-            workers = [c for c in parent.children() if "resource_tracker" not in " ".join(c.cmdline())]
+            started = [c for c in parent.children(recursive=True) if "resource_tracker" not in " ".join(c.cmdline())]
+            # a forked worker's command line is its fork server's: tell them apart by parent
+            workers = [c for c in started if c.ppid() != proc.pid or "forkserver" not in " ".join(c.cmdline())]
         assert len(workers) >= 2, "the workers never started"
         # Busy: a worker has started OCR (a tesseract child) or is burning CPU on its pages
         def busy() -> bool:
@@ -52,10 +53,10 @@ def test_kill_9_of_the_ingest_process_takes_its_busy_workers_with_it(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
         # Then every worker is gone within seconds
-        gone, alive = psutil.wait_procs(workers, timeout=15)
-        assert not alive, f"workers outlived their parent: {[p.pid for p in alive]}"
+        gone, alive = psutil.wait_procs(started, timeout=15)
+        assert not alive, f"workers outlived their parent: {[(p.pid, p.name()) for p in alive]}"
     finally:
-        for worker in workers:  # what this test started, if the fix failed
+        for worker in started:  # what this test started, if the fix failed
             with contextlib.suppress(psutil.NoSuchProcess):
                 worker.kill()
         with contextlib.suppress(ProcessLookupError):

@@ -359,7 +359,7 @@ class Ingestor:
             # replaced when one file goes past its time or memory limit (docmill.ingest.workers).
             with WorkerPool(
                 workers, timeout_s=self.options.file_timeout_s, memory_mb=self.options.file_memory_mb,
-                warm_up=_warm_worker,
+                warm_up=_warm_worker, preload=("docmill.ingest.worker_preload",),
             ) as pool:
                 while queue or in_flight:
                     while queue and active < max_in_flight:

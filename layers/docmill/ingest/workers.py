@@ -5,6 +5,12 @@ A ``kill -9`` of ``docmill ingest`` cannot run any clean-up, and a worker busy w
 document would keep running (and holding its memory) until the document is done. On Linux the
 kernel sends the worker SIGKILL when its parent dies (``PR_SET_PDEATHSIG``); the parent id is
 checked again afterwards because the parent may already have died while the worker started.
+
+Workers start from a fork server (``multiprocessing``'s ``forkserver``) that has imported the
+parsers once (``preload``): a spawned interpreter paid those imports (seconds of CPU) for every
+worker of every run, and a pool replaces a worker each time one is killed at its limit. The
+fork server is single-threaded when it forks, so forking it is safe even though the parent
+holds threads; it exits when the parent does, and its workers follow (parent-death signal).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from multiprocessing import connection as mp_connection
@@ -34,15 +40,40 @@ _PR_SET_PDEATHSIG = 1
 
 def die_with_parent(parent_pid: int) -> None:
     """Process-pool initializer: ``ProcessPoolExecutor(initializer=die_with_parent,
-    initargs=(os.getpid(),))``. A no-op where the kernel offers no parent-death signal."""
+    initargs=(os.getpid(),))``. A no-op where the kernel offers no parent-death signal.
+
+    ``parent_pid`` is the process that wants the worker; the direct parent may be a fork server
+    that lives exactly as long as it, so both must still be there."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
         except (OSError, AttributeError):
             pass
-    if os.getppid() != parent_pid:
+    if os.getppid() == 1 or not _alive(parent_pid):
         os._exit(1)  # the parent is already gone
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_context(preload: Sequence[str] = ()) -> Any:
+    """The start method of every docmill worker: a fork server that imported ``preload``, or
+    spawn where there is no fork server (not POSIX)."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    if preload:
+        # Only read when the fork server starts (once per process); later lists are ignored.
+        ctx.set_forkserver_preload(list(preload))
+    return ctx
 
 
 # -- a process pool that can stop one task -------------------------------------------------------
@@ -68,7 +99,8 @@ class WorkerPool:
 
     ``timeout_s`` (wall clock) and ``memory_mb`` (RSS of the worker and its children above what
     it held when the task started) of 0 mean no limit. ``warm_up`` runs once in each worker
-    before it takes tasks, so the imports it does are not charged to the first file.
+    before it takes tasks, so the imports it does are not charged to the first file;
+    ``preload`` names modules the fork server imports once for all workers.
     """
 
     def __init__(
@@ -79,8 +111,9 @@ class WorkerPool:
         memory_mb: int = 0,
         warm_up: Callable[[], None] | None = None,
         poll_s: float = POLL_SECONDS,
+        preload: Sequence[str] = (),
     ) -> None:
-        self._ctx = multiprocessing.get_context("spawn")  # not fork: the parent may hold threads
+        self._ctx = worker_context(preload)  # never a plain fork: the parent may hold threads
         self.timeout_s = timeout_s
         self.memory_mb = memory_mb
         self._warm_up = warm_up
@@ -333,6 +366,10 @@ def _worker_main(conn: Any, parent_pid: int, warm_up: Callable[[], None] | None)
     with contextlib.suppress(OSError):
         os.setpgrp()
     die_with_parent(parent_pid)
+    # A forked worker's direct parent is the fork server, which lives until every holder of its
+    # "alive" pipe has gone, and each worker holds one: the worker itself must notice that the
+    # process it works for died (kill -9 runs no clean-up), and take its process group along.
+    threading.Thread(target=_exit_with, args=(parent_pid,), name="docmill-parent-watch", daemon=True).start()
     # Ctrl-C reaches the whole foreground process group; the parent decides what stops.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if warm_up is not None:
@@ -354,6 +391,15 @@ def _worker_main(conn: Any, parent_pid: int, warm_up: Callable[[], None] | None)
             conn.send(reply)
         except Exception as exc:  # noqa: BLE001 - a result or an error that cannot be pickled
             conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"[:300])))
+
+
+def _exit_with(parent_pid: int, every_s: float = 0.5) -> None:
+    while _alive(parent_pid) and os.getppid() != 1:
+        time.sleep(every_s)
+    if os.getpgrp() == os.getpid():  # its own group (see _worker_main): parsers' children too
+        with contextlib.suppress(OSError):
+            os.killpg(os.getpgrp(), signal.SIGKILL)
+    os._exit(1)
 
 
 def _children(pid: int) -> list[int]:

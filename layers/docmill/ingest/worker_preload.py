@@ -1,0 +1,10 @@
+"""Imported once by the ingest workers' fork server (``docmill.ingest.workers``): what every
+partition needs, so each worker forked from it starts with Unstructured already loaded."""
+
+from docmill.documents.unstructured_setup import configure_unstructured
+
+configure_unstructured()
+
+import unstructured.partition.auto  # noqa: E402, F401 - the import is the point
+
+import docmill.ingest.pipeline  # noqa: E402, F401 - where the worker functions live
