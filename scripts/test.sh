@@ -5,5 +5,5 @@ cd "$(dirname "$0")/.."
 ./scripts/install.sh
 ./scripts/lint.sh
 # Two workers (CI has two cores): much of the suite waits on subprocesses, sockets and moto's
-# retry intervals; one file per worker keeps module fixtures (corpus ingest, synth) run once.
-exec .venv/bin/python -m pytest -n "${DOCMILL_TEST_WORKERS:-2}" --dist loadfile "$@"
+# retry intervals; tests sharing a module fixture stay on one worker (tests/conftest.py).
+exec .venv/bin/python -m pytest -n "${DOCMILL_TEST_WORKERS:-2}" --dist loadgroup "$@"
