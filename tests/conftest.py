@@ -81,14 +81,3 @@ def s3(aws_env):
         aws.set_client("s3", client)
         yield client
 
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under pytest-xdist (``--dist loadgroup``, the test command's), the tests of a module that
-    share a module-scoped fixture (a corpus ingest, a loaded model, a synthesis) go to one
-    worker, so that fixture is built once; every other test is spread one by one."""
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        if info is None:
-            continue
-        if any(d.scope == "module" for defs in info.name2fixturedefs.values() for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
