@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
+from docmill.clock import utc_now
+
 T = TypeVar("T")
 
 
@@ -85,8 +87,9 @@ class RetryPolicy:
                 retries += 1
 
 
-def parse_retry_after(value: str | None, now: float) -> float | None:
-    """An HTTP Retry-After header (seconds, or an HTTP date) as seconds from ``now`` (epoch)."""
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """An HTTP Retry-After header (delay-seconds or an HTTP date, RFC 9110 section 10.2.3) as
+    seconds from ``now`` (epoch seconds; the clock's current time when not given)."""
     if not value:
         return None
     value = value.strip()
@@ -98,4 +101,4 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         when = parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    return max(0.0, when.timestamp() - now)
+    return max(0.0, when.timestamp() - (utc_now().timestamp() if now is None else now))

@@ -12,7 +12,6 @@ connection errors -> ``LLMUnavailable``; other 4xx -> ``LLMError`` (not retried)
 
 from __future__ import annotations
 
-import email.utils
 import json
 import threading
 import time
@@ -28,6 +27,7 @@ from docmill.llm.guarded import GuardedLLM
 from docmill.llm.ratelimit import CallGuard
 from docmill.llm.payloads import parse_chat_completion
 from docmill.llm.tokens import estimate_messages_tokens, estimate_tokens
+from docmill.retry import parse_retry_after
 
 
 def chat_completions_url(base_url: str) -> str:
@@ -37,22 +37,6 @@ def chat_completions_url(base_url: str) -> str:
     if url.endswith("/v1"):
         return url + "/chat/completions"
     return url + "/v1/chat/completions"
-
-
-def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """``Retry-After`` is either delay-seconds or an HTTP date (RFC 9110 section 10.2.3)."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
 
 
 class OpenAICompatLLM(GuardedLLM):
