@@ -66,3 +66,38 @@ def test_split_run_reports_time_per_phase(whole_and_split):
     phases = split_report.totals.phases
     assert list(phases)[:7] == ["checks", "partition", "clean", "chunk", "embed", "write", "index"]
     assert phases["partition"] > 0 and phases["checks"] > 0 and phases["chunk"] > 0
+
+
+def test_given_a_worker_on_every_core_when_files_are_ingested_then_the_workers_embed_them(
+    tmp_path, corpus_docs, embedder, monkeypatch
+):
+    # Given two workers on two cores, and an ONNX embedder whose session opens only if this
+    # process embeds (a fresh instance, not the session-wide one other tests use)
+    import numpy as np
+
+    from docmill.embeddings.onnx import OnnxEmbedder
+    from docmill.ingest import pipeline
+
+    here = OnnxEmbedder(embedder.model_file, embedder.model_dir)
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: {0, 1})
+    monkeypatch.setattr(pipeline, "EMBED_TASK_CHUNKS", 5)  # several tasks per file, out of order
+    ingestor = Ingestor(
+        output=LocalStore(tmp_path), collection="c", embedder=here,
+        options=IngestOptions(workers=2, split_pages=2, force=True),
+    )
+    # When a split PDF and a whole DOCX are ingested
+    report = ingestor.run([str(corpus_docs / PDF), str(corpus_docs / "fake.docx")])
+    # Then both are ok, every chunk carries the vector this process would have given its text,
+    # the time is reported, and this process never ran the model
+    assert [f.status for f in report.files] == ["ok", "ok"], [f.reason for f in report.files]
+    chunks = []
+    for result in report.files:
+        folder = tmp_path / "collections/c/sources" / source_id_for(result.source)
+        chunks += [json.loads(line) for line in (folder / "chunks.jsonl").read_text().splitlines()]
+        assert result.phases["embed"] > 0
+    assert len(chunks) > 10
+    theirs = np.array([c["embedding"] for c in chunks])
+    ours = np.array(embedder.embed_documents([c["text"] for c in chunks]))
+    assert (theirs * ours).sum(axis=1).min() > 0.9999
+    assert {c["embedding_model"] for c in chunks} == {embedder.model_id}
+    assert here._session is None

@@ -17,7 +17,9 @@ _lock = threading.Lock()
 _done = False
 
 
-def configure_unstructured() -> None:
+def configure_unstructured(*, batch_nlp: bool = True) -> None:
+    """``batch_nlp``: classify each PDF page's text in one spaCy batch (``nlp_batch``); the
+    elements are the same, it only exists to be compared against."""
     global _done
     with _lock:
         if _done:
@@ -39,6 +41,10 @@ def configure_unstructured() -> None:
                 tokenize._get_nlp.cache_clear()
         for name in ("unstructured", "unstructured.trace", "pdfminer", "pikepdf"):
             logging.getLogger(name).setLevel(logging.ERROR)
+        if batch_nlp:
+            from docmill.documents import nlp_batch
+
+            nlp_batch.install()
         _done = True
 
 

