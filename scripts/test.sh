@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 ./scripts/install.sh
 ./scripts/lint.sh
 # Two workers (CI has two cores): much of the suite waits on subprocesses, sockets and moto's
-# retry intervals. (Per-test distribution measured faster here than one file per worker.)
-exec .venv/bin/python -m pytest -n "${DOCMILL_TEST_WORKERS:-2}" --dist load "$@"
+# retry intervals. Tests go out one by one, except that a module sharing a module-scoped fixture
+# stays on one worker (tests/conftest.py), so the fixture is built once.
+exec .venv/bin/python -m pytest -n "${DOCMILL_TEST_WORKERS:-2}" --dist loadgroup "$@"

@@ -81,3 +81,39 @@ def s3(aws_env):
         aws.set_client("s3", client)
         yield client
 
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups into the node ids
+def pytest_collection_modifyitems(config, items):
+    """Keep each module whose tests share a module- or class-scoped fixture on one xdist worker.
+
+    Such a fixture (an ingested corpus, a loaded model, a running server) is built once per
+    worker that runs any test of its module; spread test by test over two workers it would be
+    built twice. ``xdist_group`` is honoured under ``--dist loadgroup`` (scripts/test.sh); plain
+    ``load`` ignores it.
+    """
+    for item in items:
+        info = getattr(item, "_fixtureinfo", None)
+        if info is None:
+            continue
+        shared = any(
+            d.scope in ("module", "class", "package")
+            for defs in info.name2fixturedefs.values()
+            for d in defs
+        )
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+    if getattr(config.option, "loadgroup", False):  # set on xdist workers only
+        _suffix_groups(items)
+
+
+def _suffix_groups(items):
+    """What xdist's own hook does on a worker under ``--dist loadgroup``: the group becomes a
+    node-id suffix the scheduler reads. xdist 3.8 writes ``item._nodeid``, which pytest 9 no
+    longer reads (the id lives in ``item._id``), so without this every group is ignored."""
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        groups = sorted({str(m.args[0] if m.args else m.kwargs.get("name", "default")) for m in item.iter_markers("xdist_group")})
+        if groups and "@" not in item.nodeid.rsplit("]", 1)[-1]:
+            item._id = coerce_node_id(f"{item.nodeid}@{'_'.join(groups)}")
