@@ -11,6 +11,14 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER") and int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) >= len(
+    os.sched_getaffinity(0)
+):
+    # A worker per core already: a second OpenMP/BLAS thread in each (torch, ONNX Runtime, and
+    # the subprocesses they start) only oversubscribes the cores, and spinning OpenMP threads
+    # waste what the other worker needs.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("DOCMILL_SHARED", REPO.parent / "shared"))
