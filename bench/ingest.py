@@ -91,7 +91,8 @@ sys.path.insert(0, "layers")
 from docmill.config import load_settings
 from docmill.embeddings import embedder_for
 texts, runtime = json.load(open(sys.argv[1])), sys.argv[2]
-embedder = embedder_for(load_settings(embed_runtime=runtime), batch_size=8)
+# One thread each: ONNX Runtime would otherwise set its own affinity past the pinning.
+embedder = embedder_for(load_settings(embed_runtime=runtime), batch_size=8, threads=1)
 embedder.embed_documents(texts[:8])  # warm up
 wall, cpu = time.perf_counter(), time.process_time()
 vectors = embedder.embed_documents(texts)
