@@ -16,6 +16,7 @@ settings fingerprint is skipped as unchanged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -73,13 +74,17 @@ EMBED_TASK_CHUNKS = 32
 SPLIT_CANDIDATE_BYTES = 256 * 1024
 
 
-def _warm_worker() -> None:
-    """Run once in each worker before its first file: the imports every partition needs, so
-    the memory they take is the worker's baseline, not charged to the first file."""
+def _warm_worker(embedder: Callable[[], Embedder] | None = None) -> None:
+    """Run once in each worker before its first file: the imports every partition needs, and
+    the embedding model when workers embed, so the memory they take is the worker's baseline,
+    not charged to the first file (or embedding task) against its memory limit."""
     from docmill.documents.unstructured_setup import configure_unstructured
 
     configure_unstructured()
     import unstructured.partition.auto  # noqa: F401
+
+    if embedder is not None:
+        embedder().embed_documents(["warm up"])
 
 
 def _check_worker(path: str, descriptor: Any, options: IngestOptions, lenient_pdf: bool) -> CheckedFile:
@@ -377,7 +382,7 @@ class Ingestor:
             # replaced when one file goes past its time or memory limit (docmill.ingest.workers).
             with WorkerPool(
                 workers, timeout_s=self.options.file_timeout_s, memory_mb=self.options.file_memory_mb,
-                warm_up=_warm_worker, preload=("docmill.ingest.worker_preload",),
+                warm_up=functools.partial(_warm_worker, self._worker_embedder), preload=("docmill.ingest.worker_preload",),
             ) as pool:
                 while queue or in_flight:
                     while queue and active < max_in_flight:
