@@ -59,12 +59,11 @@ def install() -> None:
 
 def _prepare(layout: Any, tokenize: Any, pdf: Any) -> None:
     _page_docs.clear()
-    texts = [t for t in dict.fromkeys(_page_texts(layout, pdf)) if _classified(t)]
-    if not texts:
-        return
     nlp = tokenize._get_nlp()
-    # Unstructured truncates texts past spaCy's limit itself; those stay on its path.
-    texts = [t for t in texts if len(t) <= min(nlp.max_length, tokenize.MAX_CACHEABLE_CHARS)]
+    # Unstructured answers numeric texts without spaCy, and truncates texts past spaCy's limit
+    # itself (those stay on its path); repeated boxes are run once.
+    longest = min(nlp.max_length, tokenize.MAX_CACHEABLE_CHARS)
+    texts = [t for t in dict.fromkeys(_page_texts(layout, pdf)) if not t.isnumeric() and len(t) <= longest]
     for text, doc in zip(texts, nlp.pipe(texts, batch_size=BATCH_SIZE), strict=True):
         _page_docs[text] = doc
 
@@ -82,7 +81,3 @@ def _page_texts(layout: Any, pdf: Any) -> Iterator[str]:
             if text.strip():
                 yield text
 
-
-def _classified(text: str) -> bool:
-    # Unstructured answers these without spaCy (see text_type.is_possible_narrative_text).
-    return not text.isnumeric()

@@ -115,8 +115,9 @@ class _Pending:
     error: BaseException | None = None
     split: _Split | None = None
     outstanding: int = 0  # futures of this source still in the pool
-    # Embedding handed to the workers: each task's chunks, and the seconds the tasks took.
+    # Embedding handed to the workers: each task's chunks.
     embeds: dict[Future[Any], list[Any]] = field(default_factory=dict)
+    # Seconds spent embedding before the commit (early chunks of a split PDF, worker tasks).
     embed_seconds: float = 0.0
 
 
@@ -130,7 +131,6 @@ class _Split:
     parts: list[Future[PartitionedRange]]
     checked: CheckedFile | None = None
     whole: Future[ProcessedDocument] | None = None  # the whole-file path, when no range had text
-    embed_seconds: float = 0.0
 
 
 @dataclass
@@ -432,12 +432,12 @@ class Ingestor:
 
     @staticmethod
     def _futures_of(pending: _Pending) -> list[Future[Any]]:
-        if pending.split is None:
-            return [*([pending.future] if pending.future is not None else []), *pending.embeds]
         split = pending.split
-        return [
-            split.check, *split.parts, *([split.whole] if split.whole is not None else []), *pending.embeds
-        ]
+        if split is None:
+            own: list[Future[Any]] = [pending.future] if pending.future is not None else []
+        else:
+            own = [split.check, *split.parts, *([split.whole] if split.whole is not None else [])]
+        return [*own, *pending.embeds]
 
     def _submit(self, pool: WorkerPool, ref: SourceRef, workers: int) -> _Pending:
         pending = _Pending(ref=ref, started=time.perf_counter())
@@ -500,23 +500,19 @@ class Ingestor:
                 return [*new, split.whole]
             last, doc = split.assembler.finish(split.checked)
             new += self._embed_early(pool, pending, last)
-            doc.phases["embed"] = split.embed_seconds
             pending.result = doc
             return new
         except BaseException as exc:
             if isinstance(exc, (KeyboardInterrupt, SystemExit)):
                 raise
-            pending.error = exc
-            for other in self._futures_of(pending):
-                other.cancel()  # those not started yet; running ones finish and are ignored
+            self._fail(pending, exc)
         return []
 
     def _embed_early(self, pool: WorkerPool, pending: _Pending, records: list[Any]) -> list[Future[Any]]:
         """Embed the chunks a split PDF has completed so far: on the workers when they embed
         (the futures returned), else here, while the workers go on partitioning."""
-        split = pending.split
         embedder = self._get_embedder()
-        if embedder is None or not records or split is None:
+        if embedder is None or not records:
             return []
         if self._worker_embedder is not None:
             return self._submit_embeds(pool, pending, records)
@@ -525,7 +521,7 @@ class Ingestor:
         for record, vector in zip(records, vectors, strict=True):
             record.embedding = vector
             record.embedding_model = embedder.model_id
-        split.embed_seconds += time.perf_counter() - clock
+        pending.embed_seconds += time.perf_counter() - clock
         return []
 
     def _submit_embeds(self, pool: WorkerPool, pending: _Pending, chunks: Sequence[Any]) -> list[Future[Any]]:
@@ -549,15 +545,18 @@ class Ingestor:
         try:
             vectors, seconds = future.result()
         except BaseException as exc:  # noqa: BLE001 - reported per file
-            pending.error = exc
-            for other in self._futures_of(pending):
-                other.cancel()
+            self._fail(pending, exc)
             return
         model_id = self._embedding_model_id()
         for chunk, vector in zip(chunks, vectors, strict=True):
             chunk.embedding = vector
             chunk.embedding_model = model_id
         pending.embed_seconds += seconds
+
+    def _fail(self, pending: _Pending, exc: BaseException) -> None:
+        pending.error = exc
+        for other in self._futures_of(pending):
+            other.cancel()  # those not started yet; running ones finish and are ignored
 
     def _complete(self, pending: _Pending) -> FileResult:
         """Embed, write and index one processed document; any failure becomes a failed result."""
