@@ -183,13 +183,16 @@ def _embed_variants(texts: list[str], tmp: str, one: list[int]) -> list[dict]:
 
     (Path(tmp) / "texts.json").write_text(json.dumps(texts))
     out = []
-    for runtime in ("torch", "onnx"):
+    runtimes = ("torch", "onnx", "onnx-int8")
+    for runtime in runtimes:
         r = run_variant(f"embed-{runtime}-1core", EMBED, [f"{tmp}/texts.json", runtime, f"{tmp}/{runtime}.json"], one)
         r["chunks_per_s"] = round(r["chunks"] / r["embed_wall"], 2)
         r["chunks_per_cpu_s"] = round(r["chunks"] / r["embed_cpu"], 2)
         out.append(r)
-    a, b = (np.array(json.loads((Path(tmp) / f"{rt}.json").read_text())) for rt in ("torch", "onnx"))
-    out[1]["min_cosine_vs_torch"] = round(float((a * b).sum(axis=1).min()), 5)
+    torch_vectors = np.array(json.loads((Path(tmp) / "torch.json").read_text()))
+    for r, runtime in zip(out[1:], runtimes[1:], strict=True):
+        vectors = np.array(json.loads((Path(tmp) / f"{runtime}.json").read_text()))
+        r["min_cosine_vs_torch"] = round(float((torch_vectors * vectors).sum(axis=1).min()), 5)
     return out
 
 
@@ -198,7 +201,7 @@ def main() -> None:
     parser.add_argument("--set", choices=["all", "docs", "large", "none"], default="all")
     parser.add_argument("--add", action="append", default=[], help="extra files (e.g. one large PDF)")
     parser.add_argument("--first-pages", type=int, default=0, help="use only the first N pages of each --add PDF")
-    parser.add_argument("--runtime", choices=["onnx", "torch"], default="onnx", help="docmill's embedding runtime")
+    parser.add_argument("--runtime", choices=["onnx", "onnx-int8", "torch"], default="onnx", help="docmill's embedding runtime")
     parser.add_argument("--variants", default="baseline-1core,docmill-1core,docmill-2core,baseline-2core,embed")
     parser.add_argument("--memory", action="store_true", help="peak RSS of docmill (all cores) on the 619-page PDF and the 872-page DOCX")
     parser.add_argument("--embed-chunks", type=int, default=400, help="chunks in the embedding-alone comparison")

@@ -89,3 +89,58 @@ def test_query_embedding_from_a_cold_process_does_not_import_torch(cache_dir):
 
     # Then it gets a vector without ever importing torch or sentence-transformers
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"dim": 384, "torch": False, "st": False}
+
+
+@pytest.fixture(scope="module")
+def int8_embedder(cache_dir):
+    return get_embedder("minilm", runtime="onnx-int8", cache_dir=cache_dir)
+
+
+def test_int8_vectors_stay_within_cosine_0_99_of_pytorch_on_a_sample(int8_embedder, torch_embedder):
+    # When the same texts go through the int8 graph and PyTorch
+    ours = int8_embedder.embed_documents(SAMPLE)
+    theirs = torch_embedder.embed_documents(SAMPLE)
+
+    # Then every vector is a unit 384-d vector within cosine 0.99 (every corpus chunk is checked
+    # in tests/integration/test_ingest_corpus.py, since the int8 graph is the default)
+    for text, a, b in zip(SAMPLE, ours, theirs, strict=True):
+        assert len(a) == 384
+        assert abs(_cos(a, a) - 1.0) < 1e-4
+        assert _cos(a, b) >= 0.99, text[:40]
+
+
+def test_int8_graph_quantises_the_weight_matmuls_and_keeps_the_outlier_one_in_float(cache_dir):
+    import onnx
+
+    # Given the int8 export
+    graph = onnx.load(str(ensure_onnx_model(cache_dir, int8=True))).graph
+    weights = {i.name for i in graph.initializer}
+    float_weight_matmuls = [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+    # Then the 36 weight projections but one run as integer MatMuls, behind smoothing Muls
+    assert sum(n.op_type == "MatMulInteger" for n in graph.node) == 35
+    assert float_weight_matmuls == ["/inner/encoder/layer.0/output/dense/MatMul"]
+    assert sum(n.name.endswith("_SmoothMul") for n in graph.node) == 18  # QKV, FFN up, FFN down x 6 layers
+
+
+def test_int8_calibration_uses_only_texts_that_ship_with_the_install():
+    from docmill.embeddings.export import packaged_model_dir
+    from docmill.embeddings.quantize import calibration_texts
+
+    # When the calibration set is built
+    texts = calibration_texts(packaged_model_dir())
+
+    # Then it is paragraph pieces of the model card and demo samples: none from the test corpus
+    corpus = REPO.parent / "shared" / "corpus" / "docs"
+    assert len(texts) >= 8 and all(t.strip() for t in texts)
+    if corpus.is_dir():
+        corpus_text = " ".join(p.read_text(errors="ignore") for p in corpus.glob("*.md"))
+        assert not any(t[:200] in corpus_text for t in texts)
+
+
+def test_int8_export_is_built_from_the_float_file_and_reused(cache_dir):
+    path = ensure_onnx_model(cache_dir, int8=True)
+    before = path.stat().st_mtime_ns
+    assert path.name.endswith("-fused-int8-s3.onnx") and path != onnx_model_path(cache_dir)
+    assert ensure_onnx_model(cache_dir, int8=True) == path
+    assert path.stat().st_mtime_ns == before

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __all__ = ["RUNTIMES", "Embedder", "embedder_for", "get_embedder", "model_id_for"]
 
 _MINILM_NAMES = ("minilm", "local", "all-MiniLM-L6-v2")
-RUNTIMES = ("onnx", "torch")
+RUNTIMES = ("onnx", "onnx-int8", "torch")
 
 
 def model_id_for(name: str) -> str:
@@ -29,8 +29,8 @@ def get_embedder(
 ) -> Embedder:
     """Resolve an embedder by name and runtime; heavy imports happen only for the one asked for.
 
-    ``runtime`` "onnx" needs ``cache_dir`` (where the exported model lives, exported
-    there on first use); "torch" loads the PyTorch model.
+    ``runtime`` "onnx" (float32) and "onnx-int8" need ``cache_dir`` (where the exported model
+    lives, exported there on first use); "torch" loads the PyTorch model.
     """
     model_id_for(name)  # validates the name
     if runtime == "torch":
@@ -44,7 +44,7 @@ def get_embedder(
     from docmill.embeddings.export import ensure_onnx_model, packaged_model_dir
     from docmill.embeddings.onnx import OnnxEmbedder
 
-    model_file = ensure_onnx_model(cache_dir)
+    model_file = ensure_onnx_model(cache_dir, int8=runtime == "onnx-int8")
     return OnnxEmbedder.shared(model_file, packaged_model_dir(), **kwargs)
 
 

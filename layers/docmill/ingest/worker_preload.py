@@ -13,3 +13,9 @@ import docmill.ingest.pipeline  # noqa: E402, F401 - where the worker functions 
 # Workers embed too (docmill.ingest.pipeline._embed_worker); an install may lack the runtime.
 with contextlib.suppress(ImportError):
     import onnxruntime  # noqa: F401
+
+import gc  # noqa: E402
+
+# Workers are forked from this process: frozen objects are skipped by their collector, so its
+# passes do not write to (and copy) the pages they share with the fork server.
+gc.freeze()
