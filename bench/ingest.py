@@ -7,8 +7,10 @@ model loads and peak memory are measured alike. Variants:
   baseline-1core / -2core  the plain loop pinned to one core / given both
   docmill-1core            docmill, one worker, pinned to one core
   docmill-2core            docmill, parallel workers (large PDFs split by page ranges) over both cores
-  embed-torch / embed-onnx the embedding step alone on one core: the same chunk texts (sampled
-                           from the run's chunks) through PyTorch and through ONNX Runtime
+  embed-<runtime>-b<batch> the embedding step alone on one core: the same chunk texts (sampled
+                           from the run's chunks) through PyTorch in batches of 8 (the embedder
+                           before issue 16, the reference) and through each runtime at
+                           docmill's batch size
   memory-<file>            (--memory) docmill alone on the 619-page PDF and the 872-page DOCX
 
 Printed per variant: wall seconds, CPU seconds of the whole process tree (comparable when the
@@ -90,9 +92,9 @@ import json, sys, time
 sys.path.insert(0, "layers")
 from docmill.config import load_settings
 from docmill.embeddings import embedder_for
-texts, runtime = json.load(open(sys.argv[1])), sys.argv[2]
+texts, runtime, batch = json.load(open(sys.argv[1])), sys.argv[2], int(sys.argv[4])
 # One thread each: ONNX Runtime would otherwise set its own affinity past the pinning.
-embedder = embedder_for(load_settings(embed_runtime=runtime), batch_size=8, threads=1)
+embedder = embedder_for(load_settings(embed_runtime=runtime), batch_size=batch, threads=1)
 embedder.embed_documents(texts[:8])  # warm up
 wall, cpu = time.perf_counter(), time.process_time()
 vectors = embedder.embed_documents(texts)
@@ -181,19 +183,31 @@ def _chunk_texts(home: str, limit: int) -> list[str]:
 def _embed_variants(texts: list[str], tmp: str, one: list[int]) -> list[dict]:
     import numpy as np
 
+    from docmill.config import IngestOptions  # bench/ puts layers/ on the path (_default_runtime)
+
     (Path(tmp) / "texts.json").write_text(json.dumps(texts))
     out = []
-    runtimes = ("torch", "onnx", "onnx-int8")
-    for runtime in runtimes:
-        r = run_variant(f"embed-{runtime}-1core", EMBED, [f"{tmp}/texts.json", runtime, f"{tmp}/{runtime}.json"], one)
+    batch = IngestOptions().embed_batch_size
+    # The reference is the embedder as it was before issue 16: PyTorch in batches of 8.
+    variants = [("torch", 8), ("torch", batch), ("onnx", batch), ("onnx-int8", batch)]
+    for runtime, size in variants:
+        name = f"embed-{runtime}-b{size}"
+        r = run_variant(f"{name}-1core", EMBED, [f"{tmp}/texts.json", runtime, f"{tmp}/{name}.json", str(size)], one)
         r["chunks_per_s"] = round(r["chunks"] / r["embed_wall"], 2)
         r["chunks_per_cpu_s"] = round(r["chunks"] / r["embed_cpu"], 2)
         out.append(r)
-    torch_vectors = np.array(json.loads((Path(tmp) / "torch.json").read_text()))
-    for r, runtime in zip(out[1:], runtimes[1:], strict=True):
-        vectors = np.array(json.loads((Path(tmp) / f"{runtime}.json").read_text()))
-        r["min_cosine_vs_torch"] = round(float((torch_vectors * vectors).sum(axis=1).min()), 5)
+    reference = np.array(json.loads((Path(tmp) / "embed-torch-b8.json").read_text()))
+    for r in out[1:]:
+        vectors = np.array(json.loads((Path(tmp) / f"{r['name'].removesuffix('-1core')}.json").read_text()))
+        r["min_cosine_vs_torch"] = round(float((reference * vectors).sum(axis=1).min()), 5)
     return out
+
+
+def _default_runtime() -> str:
+    sys.path.insert(0, str(REPO / "layers"))
+    from docmill.config import Settings
+
+    return str(Settings.model_fields["embed_runtime"].default)
 
 
 def main() -> None:
@@ -201,7 +215,9 @@ def main() -> None:
     parser.add_argument("--set", choices=["all", "docs", "large", "none"], default="all")
     parser.add_argument("--add", action="append", default=[], help="extra files (e.g. one large PDF)")
     parser.add_argument("--first-pages", type=int, default=0, help="use only the first N pages of each --add PDF")
-    parser.add_argument("--runtime", choices=["onnx", "onnx-int8", "torch"], default="onnx", help="docmill's embedding runtime")
+    parser.add_argument(
+        "--runtime", choices=["onnx-int8", "onnx", "torch"], default=_default_runtime(), help="docmill's embedding runtime (default: docmill's)"
+    )
     parser.add_argument("--variants", default="baseline-1core,docmill-1core,docmill-2core,baseline-2core,embed")
     parser.add_argument("--memory", action="store_true", help="peak RSS of docmill (all cores) on the 619-page PDF and the 872-page DOCX")
     parser.add_argument("--embed-chunks", type=int, default=400, help="chunks in the embedding-alone comparison")
@@ -241,8 +257,8 @@ def main() -> None:
     for r in results:
         same = by_name.get(r["name"].replace("docmill", "baseline")) if r["name"].startswith("docmill") else None
         r["x_baseline_same_cores"] = round(same["seconds"] / r["seconds"], 2) if same else None
-    if "embed-torch-1core" in by_name:
-        torch_rate = by_name["embed-torch-1core"]["chunks_per_s"]
+    if "embed-torch-b8-1core" in by_name:
+        torch_rate = by_name["embed-torch-b8-1core"]["chunks_per_s"]
         for r in results:
             if r["name"].startswith("embed-"):
                 r["x_torch"] = round(r["chunks_per_s"] / torch_rate, 2)

@@ -55,10 +55,12 @@ class IngestOptions(BaseModel):
     partition: PartitionOptions = Field(default_factory=PartitionOptions)
     chunking: ChunkingOptions = Field(default_factory=ChunkingOptions)
     workers: int = Field(0, ge=0, description="parallel partition processes; 0 = one per core")
-    # Small batches are fastest for MiniLM on a CPU: each batch is padded to its longest text.
-    # Measured (113 chunks of ~1000 chars): batch 8 = 7.4 s, 32 = 9.1 s, 64 = 11.2 s on one
-    # thread; 4.0 / 5.7 / 6.0 s on two. A GPU or a remote endpoint wants larger batches.
-    embed_batch_size: int = Field(8, ge=1)
+    # One text per model call: on a CPU nothing is gained by batching (the GEMMs are already
+    # tokens x hidden), a batch pads every text to its longest and spills the caches, and the
+    # int8 graph's dynamic activation scale becomes one per text, so a text's vector does not
+    # depend on its neighbours. Measured on one core: 1.3x batch 8 (float32 and int8 alike),
+    # 1.7x batch 32. A GPU or a remote endpoint wants larger batches.
+    embed_batch_size: int = Field(1, ge=1)
     # A PDF of at least twice this many pages is partitioned as ranges of this many pages by
     # parallel workers (the result is the same as partitioning it whole); 0 never splits.
     split_pages: int = Field(24, ge=0)

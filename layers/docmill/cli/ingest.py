@@ -159,7 +159,7 @@ def ingest(
         int | None, typer.Option(help="MB one file may add to its worker (0 = no limit; default 1024)")
     ] = None,
     workers: Annotated[int, typer.Option(help="parallel partition processes (0 = one per core)")] = 0,
-    batch_size: Annotated[int, typer.Option(help="embedding batch size (small is fastest on a CPU)")] = 8,
+    batch_size: Annotated[int, typer.Option(help="embedding batch size (1, the default, is fastest on a CPU)")] = 1,
     embed_runtime: Annotated[
         str | None, typer.Option("--embed-runtime", help="onnx-int8 | onnx | torch (env DOCMILL_EMBED_RUNTIME; default onnx-int8)")
     ] = None,

@@ -20,7 +20,7 @@ class LocalEmbedder(Embedder):
     _shared: ClassVar[dict[tuple, LocalEmbedder]] = {}
     _shared_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, *, batch_size: int = 8, threads: int | None = None) -> None:
+    def __init__(self, *, batch_size: int = 1, threads: int | None = None) -> None:
         # The model ships inside a package: never let sentence-transformers reach for a hub.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

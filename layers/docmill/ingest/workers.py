@@ -397,6 +397,28 @@ def _worker_main(conn: Any, parent_pid: int, warm_up: Callable[[], None] | None)
             conn.send(reply)
         except Exception as exc:  # noqa: BLE001 - a result or an error that cannot be pickled
             conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"[:300])))
+        del message, fn, args, reply
+        _return_free_heap()
+
+
+def _return_free_heap() -> None:
+    """Hand the heap a finished task freed back to the OS. glibc keeps it otherwise, so a worker
+    that once parsed a large file stays that large (measured: ~300 MB above its start after the
+    corpus), which counts against the machine and against the next file's memory limit."""
+    if _malloc_trim is not None:
+        _malloc_trim(0)
+
+
+def _load_malloc_trim() -> Callable[[int], int] | None:
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+_malloc_trim = _load_malloc_trim()
 
 
 def _exit_with(parent_pid: int, every_s: float = 0.5) -> None:
