@@ -31,17 +31,14 @@ class OnnxEmbedder(Embedder):
         try:
             import numpy  # noqa: F401
             import onnxruntime
-            from tokenizers import Tokenizer
+            import tokenizers  # noqa: F401
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise EmbeddingError("the ONNX embedder needs onnxruntime and tokenizers (the 'processing' extra)") from exc
         self._ort = onnxruntime
         self.model_file = Path(model_file)
         self.model_dir = Path(model_dir)
         self.batch_size = batch_size
-        max_len = int(json.loads((model_dir / "sentence_bert_config.json").read_text()).get("max_seq_length", 256))
-        self._tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self._tokenizer.enable_truncation(max_length=max_len)
-        self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
+        self._tokenizer = load_tokenizer(model_dir)
         self._lock = threading.Lock()
         self._threads = threads or 0
         # Opened on first use: an ingest parent that hands embedding to its workers never needs it.
@@ -95,14 +92,32 @@ class OnnxEmbedder(Embedder):
                 self._session = self._open(self._threads)
             for start in range(0, len(order), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                encoded = self._tokenizer.encode_batch([texts[i] for i in idx])
-                ids = np.array([e.ids for e in encoded], dtype=np.int64)
-                mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-                hidden = self._session.run(
-                    None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
-                )[0]
+                feed = model_inputs(self._tokenizer, [texts[i] for i in idx])
+                mask = feed["attention_mask"]
+                hidden = self._session.run(None, feed)[0]
                 weights = mask[..., None].astype(np.float32)
                 pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
                 pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
                 out[idx] = pooled
         return out.tolist()
+
+
+def load_tokenizer(model_dir: Path) -> Any:  # tokenizers.Tokenizer
+    """The packaged tokenizer, truncating at the model's window and padding a batch to its longest."""
+    from tokenizers import Tokenizer
+
+    max_len = int(json.loads((model_dir / "sentence_bert_config.json").read_text()).get("max_seq_length", 256))
+    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
+    tokenizer.enable_truncation(max_length=max_len)
+    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
+    return tokenizer
+
+
+def model_inputs(tokenizer: Any, texts: Sequence[str]) -> dict[str, Any]:
+    """The graph's three inputs for one batch of texts."""
+    import numpy as np
+
+    encoded = tokenizer.encode_batch(list(texts))
+    ids = np.array([e.ids for e in encoded], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}

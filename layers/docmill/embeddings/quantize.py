@@ -2,7 +2,7 @@
 
 Plain dynamic int8 loses too much here (cosine 0.90 of PyTorch's on some chunks): a few hidden
 channels of the LayerNorm and GELU outputs are many times larger than the rest, so one int8
-scale per activation row flattens the small channels to nothing. The recipe that keeps every
+scale per activation tensor flattens the small channels to nothing. The recipe that keeps every
 corpus chunk above cosine 0.99:
 
 1. *Outlier smoothing* (as SmoothQuant, but only for outliers): for the inputs of the Q/K/V,
@@ -155,19 +155,10 @@ def _activation_absmax(model: Any, names: list[str], texts: list[str], model_dir
 
 
 def _batches(texts: list[str], model_dir: Path, size: int = 8) -> Iterator[dict[str, Any]]:
-    import json
+    from docmill.embeddings.onnx import load_tokenizer, model_inputs
 
-    import numpy as np
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-    max_len = int(json.loads((model_dir / "sentence_bert_config.json").read_text()).get("max_seq_length", 256))
-    tokenizer.enable_truncation(max_length=max_len)
-    tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106 - a token, not a secret
+    tokenizer = load_tokenizer(model_dir)
+    # Batches of 8, as the recipe was measured: padding rows flow through the MatMuls too, so
+    # they are part of the statistics.
     for start in range(0, len(texts), size):
-        encoded = tokenizer.encode_batch(texts[start : start + size])
-        ids = np.array([e.ids for e in encoded], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-        # Padding rows are masked out of pooling but still flow through the MatMuls; keep them in
-        # the statistics too, since the quantised model will see them the same way.
-        yield {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        yield model_inputs(tokenizer, texts[start : start + size])
