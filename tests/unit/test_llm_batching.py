@@ -106,6 +106,30 @@ def test_rows_leave_when_finished_and_finish_reasons_are_kept():
     batcher.close()
 
 
+class SlowPrefillModel(FakeModel):
+    """Prefill takes a while, as a long prompt does: time for the loop to start stepping the
+    first request before the rest are queued, if they are queued one by one."""
+
+    def prefill(self, prompt_ids: list[int]) -> tuple[torch.Tensor, list[list[int]]]:
+        time.sleep(0.05)
+        return super().prefill(prompt_ids)
+
+
+def test_requests_submitted_together_share_the_first_step():
+    # Given a model whose prefill is slow
+    model = SlowPrefillModel()
+    batcher = ContinuousBatcher(model, max_batch=8)
+
+    # When five requests are submitted together
+    done = decode_all(batcher, [sequence(p) for p in PROMPTS])
+
+    # Then every one of them is in the first decoding step, and the batch only shrinks after
+    assert model.batch_sizes[0] == len(PROMPTS)
+    assert model.batch_sizes == sorted(model.batch_sizes, reverse=True)
+    assert [s.generated for s in done] == [alone(p) for p in PROMPTS]
+    batcher.close()
+
+
 def test_a_request_arriving_mid_batch_joins_at_the_next_step():
     # Given a long reply being decoded (slow steps)
     model = FakeModel(step_delay=0.01)
@@ -139,7 +163,7 @@ def test_a_model_failure_reaches_every_caller_and_the_batcher_recovers():
     # Given a model whose third step fails
     model = FakeModel(fail_on_step=3)
     batcher = ContinuousBatcher(model, max_batch=8)
-    futures = [batcher.submit(sequence(p, max_new_tokens=30)) for p in PROMPTS[:3]]
+    futures = batcher.submit_many([sequence(p, max_new_tokens=30) for p in PROMPTS[:3]])
 
     # Then every waiting caller gets the error
     for future in futures:

@@ -84,19 +84,31 @@ class ContinuousBatcher(Generic[State]):
 
     # -- callers ----------------------------------------------------------------------------
     def submit(self, sequence: Sequence) -> Future[Sequence]:
-        future: Future[Sequence] = Future()
-        if sequence.finished:  # e.g. max_new_tokens == 0
-            future.set_result(sequence)
-            return future
+        return self.submit_many([sequence])[0]
+
+    def submit_many(self, sequences: list[Sequence]) -> list[Future[Sequence]]:
+        """Queue several requests in one go, so the loop admits them at the same step (one by
+        one, the loop could start on the first before the others are queued)."""
+        futures: list[Future[Sequence]] = []
+        rows: list[_Row] = []
+        for sequence in sequences:
+            future: Future[Sequence] = Future()
+            futures.append(future)
+            if sequence.finished:  # e.g. max_new_tokens == 0
+                future.set_result(sequence)
+            else:
+                rows.append(_Row(sequence, future))
+        if not rows:
+            return futures
         with self._wake:
             if self._closed:
                 raise RuntimeError("the batcher is closed")
-            self._waiting.append(_Row(sequence, future))
+            self._waiting.extend(rows)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
             self._wake.notify()
-        return future
+        return futures
 
     def generate(self, sequence: Sequence) -> Sequence:
         """Submit and wait (the calling thread blocks; others keep joining the batch)."""
@@ -303,7 +315,6 @@ def _pad_left(tensor: torch.Tensor, length: int, *, dim: int) -> torch.Tensor:
 
 def decode_all(batcher: ContinuousBatcher[Any], sequences: list[Sequence]) -> list[Sequence]:
     """Submit several sequences at once and wait for all (tests, benchmarks)."""
-    futures = [batcher.submit(s) for s in sequences]
-    return [f.result() for f in futures]
+    return [f.result() for f in batcher.submit_many(sequences)]
 
 CancelCheck = Callable[[], bool]
