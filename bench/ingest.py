@@ -189,7 +189,7 @@ def _embed_variants(texts: list[str], tmp: str, one: list[int]) -> list[dict]:
     out = []
     batch = IngestOptions().embed_batch_size
     # The reference is the embedder as it was before issue 16: PyTorch in batches of 8.
-    variants = [("torch", 8), ("torch", batch), ("onnx", batch), ("onnx-int8", batch)]
+    variants = [("torch", 8), ("torch", batch), ("onnx", batch), ("onnx-int8", batch), ("ctranslate2-int8", batch)]
     for runtime, size in variants:
         name = f"embed-{runtime}-b{size}"
         r = run_variant(f"{name}-1core", EMBED, [f"{tmp}/texts.json", runtime, f"{tmp}/{name}.json", str(size)], one)
@@ -216,7 +216,7 @@ def main() -> None:
     parser.add_argument("--add", action="append", default=[], help="extra files (e.g. one large PDF)")
     parser.add_argument("--first-pages", type=int, default=0, help="use only the first N pages of each --add PDF")
     parser.add_argument(
-        "--runtime", choices=["onnx-int8", "onnx", "torch"], default=_default_runtime(), help="docmill's embedding runtime (default: docmill's)"
+        "--runtime", choices=["ctranslate2-int8", "onnx-int8", "onnx", "torch"], default=_default_runtime(), help="docmill's embedding runtime (default: docmill's)"
     )
     parser.add_argument("--variants", default="baseline-1core,docmill-1core,docmill-2core,baseline-2core,embed")
     parser.add_argument("--memory", action="store_true", help="peak RSS of docmill (all cores) on the 619-page PDF and the 872-page DOCX")

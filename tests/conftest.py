@@ -44,7 +44,7 @@ def corpus_bad() -> Path:
 
 @pytest.fixture(scope="session")
 def embedder():
-    """One loaded MiniLM per test session, on the default runtime (ONNX; the model is exported
+    """One loaded MiniLM per test session, on the default runtime (CTranslate2 int8; the model is converted
     into the model cache on first use): loading costs seconds, reuse costs nothing."""
     from docmill.config import Settings
     from docmill.embeddings import embedder_for

@@ -169,12 +169,13 @@ class Settings(BaseSettings):
     tenant: str = "default"
     store: Literal["local", "opensearch", "none"] = "local"
     embedder: str = "minilm"
-    # How the local MiniLM runs: ONNX Runtime with int8 weight MatMuls (the default: ~1.3x the
-    # float32 graph on one core, every corpus chunk within cosine 0.99 of PyTorch's), ONNX
-    # Runtime in float32 (cosine > 0.999), or the PyTorch model itself. The ONNX runtimes keep
-    # torch out of the process: fast cold start, less memory.
-    embed_runtime: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
-    # Where exported models (the ONNX embedder) are cached; filled by scripts/install.sh.
+    # How the local MiniLM runs: CTranslate2 with int8 weights (the default: ~3x the PyTorch
+    # model on one core, every corpus chunk within cosine 0.99 of PyTorch's, texts under 16
+    # tokens in float32), ONNX Runtime with int8 weight MatMuls (~1.7x), ONNX Runtime in float32
+    # (cosine > 0.999), or the PyTorch model itself. All but torch keep torch out of the
+    # process: fast cold start, less memory.
+    embed_runtime: Literal["ctranslate2-int8", "onnx-int8", "onnx", "torch"] = "ctranslate2-int8"
+    # Where converted models (the CTranslate2 and ONNX embedders) are cached; filled by scripts/install.sh.
     model_cache: Path = Field(default_factory=lambda: Path.home() / ".cache" / "docmill")
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)

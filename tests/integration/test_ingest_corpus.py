@@ -87,7 +87,7 @@ def test_chunk_records_carry_full_lineage(corpus_run, corpus_docs, embedder):
 
 @pytest.mark.slow
 def test_every_corpus_chunk_embeds_as_the_pytorch_model_does(corpus_run, embedder, torch_embedder):
-    # Given every chunk of the corpus, embedded during ingest by the default (ONNX) runtime
+    # Given every chunk of the corpus, embedded during ingest by the default runtime (CTranslate2 int8)
     home, _ = corpus_run
     chunks = [
         json.loads(line)
@@ -95,12 +95,12 @@ def test_every_corpus_chunk_embeds_as_the_pytorch_model_does(corpus_run, embedde
         for line in path.read_text(encoding="utf-8").splitlines()
         if line.strip()
     ]
-    assert len(chunks) > 100 and type(embedder).__name__ == "OnnxEmbedder"
+    assert len(chunks) > 100 and type(embedder).__name__ == "CTranslate2Embedder"
 
     # When the PyTorch model embeds the same texts
     reference = torch_embedder.embed_documents([c["text"] for c in chunks])
 
-    # Then each ONNX vector is within cosine 0.99 of PyTorch's
+    # Then each vector is within cosine 0.99 of PyTorch's
     worst = min(
         (sum(a * b for a, b in zip(c["embedding"], r, strict=True)), c["chunk_id"]) for c, r in zip(chunks, reference, strict=True)
     )

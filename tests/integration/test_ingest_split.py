@@ -71,14 +71,14 @@ def test_split_run_reports_time_per_phase(whole_and_split):
 def test_given_a_worker_on_every_core_when_files_are_ingested_then_the_workers_embed_them(
     tmp_path, corpus_docs, embedder, monkeypatch
 ):
-    # Given two workers on two cores, and an ONNX embedder whose session opens only if this
-    # process embeds (a fresh instance, not the session-wide one other tests use)
+    # Given two workers on two cores, and an embedder (the default runtime) whose encoders open
+    # only if this process embeds (a fresh instance, not the session-wide one other tests use)
     import numpy as np
 
-    from docmill.embeddings.onnx import OnnxEmbedder
+    from docmill.embeddings.ct2 import CTranslate2Embedder
     from docmill.ingest import pipeline
 
-    here = OnnxEmbedder(embedder.model_file, embedder.model_dir)
+    here = CTranslate2Embedder(embedder.model_path, embedder.model_dir)
     monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: {0, 1})
     monkeypatch.setattr(pipeline, "EMBED_TASK_CHUNKS", 5)  # several tasks per file, out of order
     ingestor = Ingestor(
@@ -100,4 +100,4 @@ def test_given_a_worker_on_every_core_when_files_are_ingested_then_the_workers_e
     ours = np.array(embedder.embed_documents([c["text"] for c in chunks]))
     assert (theirs * ours).sum(axis=1).min() > 0.9999
     assert {c["embedding_model"] for c in chunks} == {embedder.model_id}
-    assert here._session is None
+    assert here._encoders == {}

@@ -1,6 +1,6 @@
-"""Given the packaged MiniLM exported to ONNX, When texts are embedded through ONNX Runtime, Then the
-vectors match the PyTorch model's (cosine >= 0.99; here far closer), in input order, and a
-process that only embeds queries never imports torch."""
+"""Given the packaged MiniLM exported to ONNX and converted to CTranslate2, When texts are embedded
+through ONNX Runtime or CTranslate2, Then the vectors match the PyTorch model's (cosine >= 0.99),
+in input order, and a process that only embeds queries never imports torch."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 
 from docmill.config import Settings
 from docmill.embeddings import get_embedder
-from docmill.embeddings.export import ensure_onnx_model, onnx_model_path
+from docmill.embeddings.export import ensure_ct2_model, ensure_onnx_model, onnx_model_path
 
 pytestmark = pytest.mark.slow  # loads the PyTorch model to compare against
 
@@ -34,7 +34,9 @@ SAMPLE = [
 @pytest.fixture(scope="module")
 def cache_dir() -> Path:
     cache = Settings().model_cache
-    ensure_onnx_model(cache)  # done by scripts/install.sh; exported here on a fresh machine
+    # Done by scripts/install.sh; exported here on a fresh machine.
+    ensure_onnx_model(cache)
+    ensure_ct2_model(cache)
     return cache
 
 
@@ -48,10 +50,12 @@ def _cos(a, b) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))
 
 
-@pytest.mark.parametrize(("runtime", "at_least"), [("onnx", 0.999), ("onnx-int8", 0.99)])
-def test_onnx_vectors_match_pytorch_on_a_sample(runtime, at_least, cache_dir, torch_embedder):
-    # When the same texts go through an ONNX graph (float32, or int8: every corpus chunk is
-    # checked in tests/integration/test_ingest_corpus.py, int8 being the default) and PyTorch
+@pytest.mark.parametrize(
+    ("runtime", "at_least"), [("onnx", 0.999), ("onnx-int8", 0.99), ("ctranslate2-int8", 0.99)]
+)
+def test_runtime_vectors_match_pytorch_on_a_sample(runtime, at_least, cache_dir, torch_embedder):
+    # When the same texts go through an optimised runtime (every corpus chunk is checked for the
+    # default one in tests/integration/test_ingest_corpus.py) and PyTorch
     ours = get_embedder("minilm", runtime=runtime, cache_dir=cache_dir).embed_documents(SAMPLE)
     theirs = torch_embedder.embed_documents(SAMPLE)
 
@@ -76,7 +80,8 @@ def test_export_is_reused_not_repeated(cache_dir):
     assert path.stat().st_mtime_ns == before
 
 
-def test_query_embedding_from_a_cold_process_does_not_import_torch(cache_dir):
+@pytest.mark.parametrize("runtime", ["ctranslate2-int8", "onnx-int8"])
+def test_query_embedding_from_a_cold_process_does_not_import_torch(runtime, cache_dir):
     # Given a fresh interpreter, When it embeds a query the way `docmill search` does
     code = (
         "import json, sys\n"
@@ -88,6 +93,7 @@ def test_query_embedding_from_a_cold_process_does_not_import_torch(cache_dir):
     )
     env = dict(os.environ, PYTHONPATH=f"{REPO / 'layers'}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     env["DOCMILL_MODEL_CACHE"] = str(cache_dir)
+    env["DOCMILL_EMBED_RUNTIME"] = runtime
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=True)
 
     # Then it gets a vector without ever importing torch or sentence-transformers

@@ -161,7 +161,7 @@ def ingest(
     workers: Annotated[int, typer.Option(help="parallel partition processes (0 = one per core)")] = 0,
     batch_size: Annotated[int, typer.Option(help="embedding batch size (1, the default, is fastest on a CPU)")] = 1,
     embed_runtime: Annotated[
-        str | None, typer.Option("--embed-runtime", help="onnx-int8 | onnx | torch (env DOCMILL_EMBED_RUNTIME; default onnx-int8)")
+        str | None, typer.Option("--embed-runtime", help="ctranslate2-int8 | onnx-int8 | onnx | torch (env DOCMILL_EMBED_RUNTIME; default ctranslate2-int8)")
     ] = None,
     lenient_pdf: Annotated[bool, typer.Option("--lenient-pdf", help="ingest what can be recovered from damaged PDFs")] = False,
     force: Annotated[bool, typer.Option("--force", help="re-process unchanged files too")] = False,

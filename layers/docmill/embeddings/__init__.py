@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 __all__ = ["RUNTIMES", "Embedder", "embedder_for", "get_embedder", "model_id_for"]
 
 _MINILM_NAMES = ("minilm", "local", "all-MiniLM-L6-v2")
-RUNTIMES = ("onnx", "onnx-int8", "torch")
+RUNTIMES = ("ctranslate2-int8", "onnx", "onnx-int8", "torch")
 
 
 def model_id_for(name: str) -> str:
@@ -29,8 +29,8 @@ def get_embedder(
 ) -> Embedder:
     """Resolve an embedder by name and runtime; heavy imports happen only for the one asked for.
 
-    ``runtime`` "onnx" (float32) and "onnx-int8" need ``cache_dir`` (where the exported model
-    lives, exported there on first use); "torch" loads the PyTorch model.
+    ``runtime`` "ctranslate2-int8", "onnx" (float32) and "onnx-int8" need ``cache_dir`` (where
+    the exported model lives, exported there on first use); "torch" loads the PyTorch model.
     """
     model_id_for(name)  # validates the name
     if runtime == "torch":
@@ -40,8 +40,13 @@ def get_embedder(
     if runtime not in RUNTIMES:
         raise ConfigurationError(f"unknown embedding runtime {runtime!r}: use one of {', '.join(RUNTIMES)}")
     if cache_dir is None:
-        raise ConfigurationError("the ONNX embedder needs a model cache folder")
-    from docmill.embeddings.export import ensure_onnx_model, packaged_model_dir
+        raise ConfigurationError(f"the {runtime} embedder needs a model cache folder")
+    from docmill.embeddings.export import ensure_ct2_model, ensure_onnx_model, packaged_model_dir
+
+    if runtime == "ctranslate2-int8":
+        from docmill.embeddings.ct2 import CTranslate2Embedder
+
+        return CTranslate2Embedder.shared(ensure_ct2_model(cache_dir), packaged_model_dir(), **kwargs)
     from docmill.embeddings.onnx import OnnxEmbedder
 
     model_file = ensure_onnx_model(cache_dir, int8=runtime == "onnx-int8")

