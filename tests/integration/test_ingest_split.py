@@ -78,7 +78,7 @@ def test_given_a_worker_on_every_core_when_files_are_ingested_then_the_workers_e
     from docmill.embeddings.ct2 import CTranslate2Embedder
     from docmill.ingest import pipeline
 
-    here = CTranslate2Embedder(embedder.model_path, embedder.model_dir)
+    here = CTranslate2Embedder(embedder.model_path, embedder.float_model_path, embedder.model_dir)
     monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda _pid: {0, 1})
     monkeypatch.setattr(pipeline, "EMBED_TASK_CHUNKS", 5)  # several tasks per file, out of order
     ingestor = Ingestor(

