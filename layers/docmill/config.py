@@ -169,13 +169,13 @@ class Settings(BaseSettings):
     tenant: str = "default"
     store: Literal["local", "opensearch", "none"] = "local"
     embedder: str = "minilm"
-    # How the local MiniLM runs: CTranslate2 with int8 weights (the default: ~3x the PyTorch
-    # model on one core, every corpus chunk within cosine 0.99 of PyTorch's, texts under 16
-    # tokens in float32), ONNX Runtime with int8 weight MatMuls (~1.7x), ONNX Runtime in float32
-    # (cosine > 0.999), or the PyTorch model itself. All but torch keep torch out of the
-    # process: fast cold start, less memory.
+    # How the local MiniLM runs: CTranslate2 with int8 weights (the default: 2.7-3.2x the
+    # PyTorch model on one core, every corpus chunk within cosine 0.99 of PyTorch's, texts of
+    # few distinct tokens in float32), ONNX Runtime with int8 weight MatMuls (~1.5x), ONNX
+    # Runtime in float32 (cosine > 0.999), or the PyTorch model itself. All but torch keep
+    # torch out of the process: fast cold start, less memory.
     embed_runtime: Literal["ctranslate2-int8", "onnx-int8", "onnx", "torch"] = "ctranslate2-int8"
-    # Where converted models (the CTranslate2 and ONNX embedders) are cached; filled by scripts/install.sh.
+    # Where converted models (CTranslate2, ONNX) are cached; filled by scripts/install.sh.
     model_cache: Path = Field(default_factory=lambda: Path.home() / ".cache" / "docmill")
     opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)

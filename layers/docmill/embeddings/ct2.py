@@ -13,54 +13,41 @@ itself (cosine 1.0). Those texts are ~6 % of the corpus's chunks and ~3 % of its
 
 Both models are converted once from the packaged PyTorch weights (``docmill.embeddings.export``,
 run by ``scripts/install.sh`` or on first use) into a cache folder. Tokenisation, masked mean
-pooling and normalisation match the ONNX embedder (``docmill.embeddings.onnx``); no torch in
-the process.
+pooling and normalisation are shared with the ONNX embedder (``docmill.embeddings.packaged``);
+no torch in the process.
 """
 
 from __future__ import annotations
 
-import functools
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-from docmill.embeddings.base import Embedder
-from docmill.embeddings.local import MODEL_ID
-from docmill.embeddings.onnx import load_tokenizer
+from docmill.embeddings.packaged import PackagedModelEmbedder, mean_pooled
 from docmill.errors import EmbeddingError
 
 FLOAT_UNDER_DISTINCT_TOKENS = 24  # [CLS] and [SEP] included
 
 
-class CTranslate2Embedder(Embedder):
-    model_id = MODEL_ID
-    dimension = 384
-
-    _shared: ClassVar[dict[tuple, CTranslate2Embedder]] = {}
-    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
-
+class CTranslate2Embedder(PackagedModelEmbedder):
     def __init__(
         self, model_path: Path, float_model_path: Path, model_dir: Path, *, batch_size: int = 1, threads: int | None = None
     ) -> None:
-        try:
-            import ctranslate2
-            import numpy  # noqa: F401
-            import tokenizers  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise EmbeddingError("the CTranslate2 embedder needs ctranslate2 and tokenizers (the 'processing' extra)") from exc
-        self._ct2 = ctranslate2
+        self._ct2 = self._runtime("ctranslate2", "CTranslate2")
+        super().__init__(model_dir, batch_size=batch_size, threads=threads)
         self.model_path = Path(model_path)
         self.float_model_path = Path(float_model_path)
-        self.model_dir = Path(model_dir)
-        self.batch_size = batch_size
-        self._tokenizer = load_tokenizer(model_dir)
-        self._lock = threading.Lock()
-        self._threads = threads or 0
         # Opened on first use and never before a fork: an encoder owns a thread pool, which a
         # forked ingest worker would not inherit. One per model ("int8", "float32").
         self._encoders: dict[str, Any] = {}
+
+    @property
+    def model_paths(self) -> tuple[Path, ...]:
+        return (self.model_path, self.float_model_path)
+
+    def _close_models(self) -> None:
+        self._encoders = {}
 
     def _encoder(self, compute_type: str):  # noqa: ANN202 - ctranslate2.Encoder
         if compute_type not in self._encoders:
@@ -80,37 +67,12 @@ class CTranslate2Embedder(Embedder):
         except Exception as exc:
             raise EmbeddingError(f"cannot load the CTranslate2 model {path}: {exc}") from exc
 
-    @classmethod
-    def shared(cls, model_path: Path, float_model_path: Path, model_dir: Path, **kwargs: Any) -> CTranslate2Embedder:
-        """One embedder per process and settings."""
-        key = (str(model_path), str(float_model_path), str(model_dir), *sorted(kwargs.items()))
-        with cls._shared_lock:
-            if key not in cls._shared:
-                cls._shared[key] = cls(model_path, float_model_path, model_dir, **kwargs)
-            return cls._shared[key]
-
-    def set_threads(self, threads: int) -> None:
-        with self._lock:
-            if threads != self._threads:
-                self._encoders = {}
-                self._threads = threads
-
-    def worker_factory(self) -> Callable[[], Embedder]:
-        return functools.partial(
-            CTranslate2Embedder.shared,
-            self.model_path,
-            self.float_model_path,
-            self.model_dir,
-            batch_size=self.batch_size,
-            threads=1,
-        )
-
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         import numpy as np
 
         if not texts:
             return []
-        ids = [e.ids[: sum(e.attention_mask)] for e in self._tokenizer.encode_batch(list(texts))]
+        ids = self._token_ids(texts)
         # Longest first, in small batches: each batch is padded to its longest text.
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
         few = {i for i in order if len(set(ids[i])) < FLOAT_UNDER_DISTINCT_TOKENS}
@@ -131,6 +93,4 @@ class CTranslate2Embedder(Embedder):
 
         hidden = np.asarray(encoder.forward_batch(batch).last_hidden_state)
         lengths = np.array([len(row) for row in batch])
-        mask = (np.arange(hidden.shape[1])[None, :] < lengths[:, None]).astype(np.float32)[..., None]
-        pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-        return pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return mean_pooled(hidden, np.arange(hidden.shape[1])[None, :] < lengths[:, None])

@@ -155,7 +155,8 @@ def _activation_absmax(model: Any, names: list[str], texts: list[str], model_dir
 
 
 def _batches(texts: list[str], model_dir: Path, size: int = 8) -> Iterator[dict[str, Any]]:
-    from docmill.embeddings.onnx import load_tokenizer, model_inputs
+    from docmill.embeddings.onnx import model_inputs
+    from docmill.embeddings.packaged import load_tokenizer
 
     tokenizer = load_tokenizer(model_dir)
     # Batches of 8, as the recipe was measured: padding rows flow through the MatMuls too, so
