@@ -169,3 +169,16 @@ def test_search_with_store_none_explains_itself(cli, tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["search", "x", "-c", "c", "--home", str(tmp_path)])
     assert result.exit_code == 2
     assert "no vector store is configured" in result.stderr
+
+
+def test_search_without_a_collection_looks_where_ingest_puts_files_by_default(cli, corpus_chunks, tmp_path):
+    # Given chunks in the collection `docmill ingest` uses when none is named
+    with LanceDBStore(tmp_path / "vectors") as store:
+        assert store.upsert([c.model_copy(update={"collection": "default"}) for c in corpus_chunks]).errors == []
+
+    # When the user searches without naming one
+    result = CliRunner().invoke(cli, ["search", QUESTIONS[0][0], "--home", str(tmp_path), "--json"])
+
+    # Then the default collection is searched
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["results"][0]["source"].endswith("fake-text.txt")

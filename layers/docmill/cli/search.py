@@ -1,4 +1,5 @@
-"""``docmill search "query text" --collection NAME``: nearest chunks from the vector index."""
+"""``docmill search "query text" [--collection NAME]``: nearest chunks from the vector index (the
+collection `docmill ingest` fills by default, "default", unless one is named)."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def _display_source(uri: str) -> str:
 @app.command("search")
 def search(
     query: Annotated[str, typer.Argument(help="what to look for, in plain words")],
-    collection: CollectionOption,
+    collection: CollectionOption = "default",
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="how many chunks")] = 5,
     json_output: JsonOption = False,
     home: HomeOption = None,
