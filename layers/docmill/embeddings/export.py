@@ -14,6 +14,7 @@ import argparse
 import fcntl
 import os
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -49,16 +50,13 @@ def ensure_onnx_model(cache_dir: Path, *, int8: bool = False) -> Path:
     target = onnx_model_path(cache_dir, int8=int8)
     if target.exists():
         return target
-    source = ensure_onnx_model(cache_dir) if int8 else None
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.with_suffix(".lock")):
-        if not target.exists():  # another process may have finished it while we waited
-            if source is None:
-                _export(packaged_model_dir(), target)
-            else:
-                from docmill.embeddings.quantize import quantize_int8
+    if int8:
+        from docmill.embeddings.quantize import quantize_int8
 
-                quantize_int8(source, target, packaged_model_dir())
+        source = ensure_onnx_model(cache_dir)
+        _build_once(target, target.with_suffix(".lock"), lambda: quantize_int8(source, target, packaged_model_dir()))
+    else:
+        _build_once(target, target.with_suffix(".lock"), lambda: _export(packaged_model_dir(), target))
     return target
 
 
@@ -83,12 +81,8 @@ def ensure_ct2_model(cache_dir: Path, quantization: str = "int8") -> Path:
         target = ct2_model_path(cache_dir, quantization)
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise EmbeddingError("the CTranslate2 embedder needs ctranslate2 (the 'processing' extra)") from exc
-    if (target / "model.bin").exists():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(target.with_name(f"{target.name}.lock")):
-        if not (target / "model.bin").exists():  # another process may have finished it while we waited
-            _convert_ct2(packaged_model_dir(), target, quantization)
+    lock = target.with_name(f"{target.name}.lock")
+    _build_once(target / "model.bin", lock, lambda: _convert_ct2(packaged_model_dir(), target, quantization))
     return target
 
 
@@ -110,6 +104,16 @@ def _convert_ct2(model_dir: Path, target: Path, quantization: str) -> None:
         os.replace(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _build_once(ready: Path, lock_path: Path, build: Callable[[], None]) -> None:
+    """Run ``build`` unless ``ready`` exists, under a file lock: concurrent processes build once."""
+    if ready.exists():
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(lock_path):
+        if not ready.exists():  # another process may have finished it while we waited
+            build()
 
 
 @contextmanager
