@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 DROPPED_CATEGORIES = {"Header", "Footer", "PageBreak", "PageNumber"}
@@ -9,10 +10,23 @@ PROSE_CATEGORIES = {"NarrativeText", "UncategorizedText", "ListItem"}
 # Unstructured's replace_unicode_quotes fixes mis-decoded quotes (mojibake); typographic quotes
 # themselves are mapped here so that the same sentence always embeds and dedups the same way.
 _QUOTES = str.maketrans({"\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u00a0": " "})
+# Leaders: the runs of dots (or middle dots, ellipses) a table of contents draws between a title
+# and its page number, four or more, spaces allowed between them; a three-dot ellipsis is prose.
+# Each dot is a token to the embedder: a contents page became chunks of hundreds of dots, a whole
+# 256-token window of nothing, and the titles after the first leaders fell outside that window.
+_LEADERS = re.compile(r"[ \t]*(?:[.\u00b7\u2026\u2024\u2025][ \t]*){4,}")
+ELLIPSIS = "\u2026"  # one token to the embedder
+
+
+def collapse_leaders(text: str) -> str:
+    """Each run of leader dots as one ellipsis between its neighbours; none at either end."""
+    collapsed = _LEADERS.sub(f" {ELLIPSIS} ", text)
+    return text if collapsed == text else collapsed.strip(f" \t\n{ELLIPSIS}")
 
 
 def clean_elements(elements: list[Any], *, drop_headers_footers: bool = True) -> list[Any]:
-    """Normalise whitespace and quotes, rejoin broken paragraphs, drop page furniture."""
+    """Normalise whitespace, quotes and leader dots, rejoin broken paragraphs, drop page furniture
+    and what is left empty (a line of leaders alone)."""
     from unstructured.cleaners.core import (
         clean_extra_whitespace,
         group_broken_paragraphs,
@@ -26,7 +40,7 @@ def clean_elements(elements: list[Any], *, drop_headers_footers: bool = True) ->
         text = element.text or ""
         if element.category in PROSE_CATEGORIES and "\n" in text:
             text = group_broken_paragraphs(text)
-        text = replace_unicode_quotes(text).translate(_QUOTES)
+        text = collapse_leaders(replace_unicode_quotes(text).translate(_QUOTES))
         text = text.strip() if element.category == "Table" else clean_extra_whitespace(text)
         if not text:
             continue
