@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from docmill.embeddings.ct2 import AVX512_FLAGS, ISA_VARIABLE, cpu_flags, select_cpu_isa
+from docmill.embeddings import ct2
+from docmill.embeddings.ct2 import AVX512_FLAGS, ISA_VARIABLE, CTranslate2Embedder, cpu_flags, select_cpu_isa
+from docmill.embeddings.export import packaged_model_dir
+from docmill.errors import EmbeddingError
 
 ZEN4 = "fpu vme sse4_2 avx avx2 fma avx512f avx512dq avx512ifma avx512cd avx512bw avx512vl avx512_bf16 avx512_vnni"
 ZEN3 = "fpu vme sse4_2 avx avx2 fma bmi2 sha_ni"
@@ -60,6 +63,68 @@ def test_the_users_choice_wins():
     environ = {ISA_VARIABLE: "AVX2"}
     assert select_cpu_isa(environ, AVX512_FLAGS) == "AVX2"
     assert environ == {ISA_VARIABLE: "AVX2"}
+
+
+class _BuildWithoutDispatch:
+    """A test double of the ctranslate2 module as a build without CPU dispatch behaves: it refuses
+    any forced ISA when a model opens, and records the ISA each open saw."""
+
+    def __init__(self) -> None:
+        self.seen: list[str | None] = []
+
+    def Encoder(self, path: str, **kwargs: object) -> object:  # noqa: N802 - the module's name
+        self.seen.append(os.environ.get(ISA_VARIABLE))
+        if ISA_VARIABLE in os.environ:
+            raise ValueError(f"This CTranslate2 binary was not compiled with {os.environ[ISA_VARIABLE]} support")
+        return object()
+
+
+@pytest.fixture
+def no_isa_set(monkeypatch):
+    monkeypatch.setenv(ISA_VARIABLE, "placeholder")  # so teardown restores what was there
+    monkeypatch.delenv(ISA_VARIABLE)
+    monkeypatch.setattr(ct2, "cpu_flags", lambda: AVX512_FLAGS)
+    monkeypatch.setattr(ct2, "_REFUSED_ISAS", set())
+
+
+def _embedder_over(runtime: _BuildWithoutDispatch, tmp_path: Path) -> CTranslate2Embedder:
+    embedder = CTranslate2Embedder(tmp_path / "int8", tmp_path / "float32", packaged_model_dir(), threads=1)
+    embedder._ct2 = runtime
+    return embedder
+
+
+def test_a_build_that_refuses_avx512_falls_back_to_its_own_choice(no_isa_set, tmp_path):
+    # Given an AVX-512 CPU, no ISA chosen, and a CTranslate2 build that cannot force one
+    runtime = _BuildWithoutDispatch()
+    # When the int8 and float32 models open
+    embedder = _embedder_over(runtime, tmp_path)
+    embedder._encoder("int8")
+    embedder._encoder("float32")
+    # Then AVX-512 was asked for once, refused, and every later open ran on the build's own choice
+    assert runtime.seen == ["AVX512", None, None]
+    assert ISA_VARIABLE not in os.environ
+
+
+def test_a_missing_model_is_not_taken_for_a_refused_isa(no_isa_set, tmp_path):
+    class Missing(_BuildWithoutDispatch):
+        def Encoder(self, path: str, **kwargs: object) -> object:  # noqa: N802
+            self.seen.append(os.environ.get(ISA_VARIABLE))
+            raise RuntimeError(f"Unable to open file 'model.bin' in model '{path}'")
+
+    runtime = Missing()
+    with pytest.raises(EmbeddingError, match="model.bin"):
+        _embedder_over(runtime, tmp_path)._encoder("int8")
+    assert runtime.seen == ["AVX512"]
+    assert os.environ[ISA_VARIABLE] == "AVX512" and not ct2._REFUSED_ISAS
+
+
+def test_a_users_isa_the_build_refuses_is_an_error_not_a_silent_fallback(no_isa_set, tmp_path, monkeypatch):
+    monkeypatch.setenv(ISA_VARIABLE, "AVX512")
+    runtime = _BuildWithoutDispatch()
+    with pytest.raises(EmbeddingError, match="not compiled with AVX512"):
+        _embedder_over(runtime, tmp_path)._encoder("int8")
+    assert runtime.seen == ["AVX512"]
+    assert os.environ[ISA_VARIABLE] == "AVX512"
 
 
 # CTranslate2 logs the ISA it selected when its first model opens (CT2_VERBOSE=1).

@@ -15,7 +15,8 @@ CTranslate2 runs its own kernels (softmax, GELU, LayerNorm, (de)quantisation) in
 ``CT2_FORCE_CPU_ISA`` names AVX512; it reads that variable once per process, when the first model
 opens. Where the CPU has the AVX-512 subset those kernels need, docmill sets it (``select_cpu_isa``):
 oneDNN already runs the GEMMs in AVX-512 (VNNI) on such a CPU, so its clock cost is paid anyway, and
-on a Zen 4 core the same vectors (within 1e-3 cosine) come ~18 % faster. A value the user set wins.
+on a Zen 4 core the same vectors (within 1e-3 cosine) come ~18 % faster. A value the user set wins;
+a build that refuses AVX-512 (no CPU dispatch) is reopened on its own choice.
 
 Both models are converted once from the packaged PyTorch weights (``docmill.embeddings.export``,
 run by ``scripts/install.sh`` or on first use) into a cache folder. Tokenisation, masked mean
@@ -39,6 +40,8 @@ ISA_VARIABLE = "CT2_FORCE_CPU_ISA"
 # What CTranslate2's AVX-512 kernels were built for (its cpu_supports_avx512); it refuses to open a
 # model when told AVX512 on a CPU without them, so all five must be there.
 AVX512_FLAGS = frozenset({"avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"})
+# ISAs this process's CTranslate2 refused when asked: not asked for again.
+_REFUSED_ISAS: set[str] = set()
 
 
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
@@ -88,17 +91,31 @@ class CTranslate2Embedder(PackagedModelEmbedder):
 
     def _open(self, compute_type: str, threads: int):  # noqa: ANN202 - ctranslate2.Encoder
         path = self.model_path if compute_type == "int8" else self.float_model_path
-        select_cpu_isa(os.environ, cpu_flags())
+        users_isa = os.environ.get(ISA_VARIABLE)
+        isa = users_isa if "AVX512" in _REFUSED_ISAS else select_cpu_isa(os.environ, cpu_flags())
         try:
-            return self._ct2.Encoder(
-                str(path),
-                device="cpu",
-                compute_type=compute_type,
-                inter_threads=1,
-                intra_threads=threads or len(os.sched_getaffinity(0)),
-            )
+            try:
+                return self._encoder_at(path, compute_type, threads)
+            except Exception as exc:
+                # Its two refusals: "The CPU does not support AVX512", "... not compiled with AVX512 support".
+                if users_isa is not None or isa != "AVX512" or "AVX512" not in str(exc):
+                    raise
+                # A build without CPU dispatch (or a CPU its detection doubts) refuses AVX-512:
+                # CTranslate2's own choice then, for this process and its workers.
+                _REFUSED_ISAS.add(isa)
+                os.environ.pop(ISA_VARIABLE, None)
+                return self._encoder_at(path, compute_type, threads)
         except Exception as exc:
             raise EmbeddingError(f"cannot load the CTranslate2 model {path}: {exc}") from exc
+
+    def _encoder_at(self, path: Path, compute_type: str, threads: int):  # noqa: ANN202 - ctranslate2.Encoder
+        return self._ct2.Encoder(
+            str(path),
+            device="cpu",
+            compute_type=compute_type,
+            inter_threads=1,
+            intra_threads=threads or len(os.sched_getaffinity(0)),
+        )
 
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         import numpy as np
