@@ -15,7 +15,7 @@ CTranslate2 runs its own kernels (softmax, GELU, LayerNorm, (de)quantisation) in
 ``CT2_FORCE_CPU_ISA`` names AVX512; it reads that variable once per process, when the first model
 opens. Where the CPU has the AVX-512 subset those kernels need, docmill sets it (``select_cpu_isa``):
 oneDNN already runs the GEMMs in AVX-512 (VNNI) on such a CPU, so its clock cost is paid anyway, and
-on a Zen 4 core the same vectors (within 1e-3 cosine) come ~18 % faster. A value the user set wins;
+on a Zen 4 core the same vectors (within 1e-3 cosine) come 8-18 % faster. A value the user set wins;
 a build that refuses AVX-512 (no CPU dispatch) is reopened on its own choice.
 
 Both models are converted once from the packaged PyTorch weights (``docmill.embeddings.export``,
