@@ -169,7 +169,7 @@ class Settings(BaseSettings):
     tenant: str = "default"
     store: Literal["local", "opensearch", "none"] = "local"
     embedder: str = "minilm"
-    # How the local MiniLM runs: CTranslate2 with int8 weights (the default: 2.7-3.2x the
+    # How the local MiniLM runs: CTranslate2 with int8 weights (the default: ~3.1-3.3x the
     # PyTorch model on one core, every corpus chunk within cosine 0.99 of PyTorch's, texts of
     # few distinct tokens in float32), ONNX Runtime with int8 weight MatMuls (~1.5x), ONNX
     # Runtime in float32 (cosine > 0.999), or the PyTorch model itself. All but torch keep

@@ -26,6 +26,7 @@ no torch in the process.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
@@ -37,6 +38,7 @@ from docmill.errors import EmbeddingError
 FLOAT_UNDER_DISTINCT_TOKENS = 24  # [CLS] and [SEP] included
 
 ISA_VARIABLE = "CT2_FORCE_CPU_ISA"
+AVX512 = "AVX512"  # the variable's value, and the word in CTranslate2's refusals
 # What CTranslate2's AVX-512 kernels were built for (its cpu_supports_avx512); it refuses to open a
 # model when told AVX512 on a CPU without them, so all five must be there.
 AVX512_FLAGS = frozenset({"avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512bw"})
@@ -44,6 +46,7 @@ AVX512_FLAGS = frozenset({"avx512f", "avx512cd", "avx512vl", "avx512dq", "avx512
 _REFUSED_ISAS: set[str] = set()
 
 
+@functools.cache  # a CPU's flags do not change while a process runs; models open several times
 def cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str]:
     """The instruction-set flags the kernel reports (and has enabled) for this CPU; none off Linux."""
     try:
@@ -61,7 +64,7 @@ def select_cpu_isa(environ: MutableMapping[str, str], flags: frozenset[str]) -> 
     (None: its own choice, AVX2 or lower). ``environ`` is the process environment: CTranslate2 takes
     its ISA from nowhere else, and a value already there (the user's) is kept."""
     if ISA_VARIABLE not in environ and flags >= AVX512_FLAGS:
-        environ[ISA_VARIABLE] = "AVX512"
+        environ[ISA_VARIABLE] = AVX512
     return environ.get(ISA_VARIABLE)
 
 
@@ -92,13 +95,13 @@ class CTranslate2Embedder(PackagedModelEmbedder):
     def _open(self, compute_type: str, threads: int):  # noqa: ANN202 - ctranslate2.Encoder
         path = self.model_path if compute_type == "int8" else self.float_model_path
         users_isa = os.environ.get(ISA_VARIABLE)
-        isa = users_isa if "AVX512" in _REFUSED_ISAS else select_cpu_isa(os.environ, cpu_flags())
+        isa = users_isa if AVX512 in _REFUSED_ISAS else select_cpu_isa(os.environ, cpu_flags())
         try:
             try:
                 return self._encoder_at(path, compute_type, threads)
             except Exception as exc:
                 # Its two refusals: "The CPU does not support AVX512", "... not compiled with AVX512 support".
-                if users_isa is not None or isa != "AVX512" or "AVX512" not in str(exc):
+                if users_isa is not None or isa != AVX512 or AVX512 not in str(exc):
                     raise
                 # A build without CPU dispatch (or a CPU its detection doubts) refuses AVX-512:
                 # CTranslate2's own choice then, for this process and its workers.
